@@ -1,0 +1,103 @@
+"""The `cea` command line. Thin: parses, wires collaborators, renders; the core does the work.
+
+Heavy libraries (torch, transformers, mlflow, optuna, nlpaug) are imported inside command
+functions only, so `cea --help` stays fast. Only `main()` maps exceptions to exit codes.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+try:  # typer >= 0.20 vendors click as typer._click; its exceptions are the ones raised
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older typer on real click
+    from click import exceptions as click_exc  # type: ignore[no-redef]
+
+from cea import __version__
+from cea.cli import _common
+from cea.cli import data as data_cmd
+from cea.cli import doctor as doctor_cmd
+from cea.cli import planned as planned_cmd
+from cea.cli import train as train_cmd
+from cea.errors import CeaError, ExitCode
+
+app = typer.Typer(
+    name="cea",
+    help="Criteria and evidence classification for clinical text: train, evaluate, tune, "
+    "benchmark and audit transformer classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cea {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    json_out: _common.JsonOpt = False,
+    quiet: _common.QuietOpt = False,
+) -> None:
+    _common.set_mode(json_out, quiet)
+
+
+app.add_typer(data_cmd.app, name="data")
+app.command("doctor")(doctor_cmd.doctor)
+app.command("train")(train_cmd.train)
+planned_cmd.register(app)
+
+
+def _fail(message: str, hint: str | None, code: int) -> int:
+    _common.err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    if hint:
+        _common.err_console.print(f"[dim]hint: {escape(hint)}[/]", soft_wrap=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, map exceptions to DESIGN §3 exit codes."""
+    code: int
+    _common.STATE.json = _common.STATE.quiet = False  # fresh per invocation (tests call main())
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="cea")
+        code = result if isinstance(result, int) else 0
+    except CeaError as exc:
+        if _common.debug_enabled():
+            traceback.print_exc()
+        code = _fail(exc.message, exc.hint, int(exc.exit_code))
+    except click_exc.NoArgsIsHelpError as exc:
+        exc.show()
+        code = int(ExitCode.OK)
+    except click_exc.UsageError as exc:
+        exc.show()
+        code = int(ExitCode.USAGE)
+    except typer.Exit as exc:
+        code = int(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        code = _fail("interrupted", None, int(ExitCode.INTERRUPTED))
+    except click_exc.ClickException as exc:
+        exc.show()
+        code = int(exc.exit_code)
+    except Exception as exc:
+        if _common.debug_enabled():
+            traceback.print_exc()
+        code = _fail(
+            f"internal error: {exc.__class__.__name__}",
+            "this is a bug in cea; run with CEA_DEBUG=1 and report the traceback",
+            int(ExitCode.RUNTIME),
+        )
+    sys.exit(code)

@@ -1,0 +1,97 @@
+"""`cea doctor`: which optional resources and services are present."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import importlib.util
+import socket
+
+from rich.table import Table
+
+from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, set_mode
+
+PACKAGES = (
+    ("torch", "training and inference"),
+    ("transformers", "models and tokenizers"),
+    ("safetensors", "weights on disk"),
+    ("mlflow", "tracking and registry (full, with UI)"),
+    ("mlflow-skinny", "tracking and registry"),
+    ("optuna", "cea hpo"),
+    ("nlpaug", "augmenters (adapter)"),
+    ("nltk", "WordNet augmenters"),
+    ("bandit", "cea audit sast"),
+    ("pip-audit", "cea audit vulns (online)"),
+    ("cyclonedx-bom", "cea audit sbom"),
+)
+
+
+def _package(dist: str) -> tuple[str, str]:
+    try:
+        return "present", md.version(dist)
+    except md.PackageNotFoundError:
+        return "missing", ""
+
+
+def _tcp(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def collect(check_torch: bool = True) -> list[dict[str, str]]:
+    from cea.data.readers import sample_data_path
+    from cea.model.backbone import describe_backbones
+
+    rows: list[dict[str, str]] = []
+    for dist, purpose in PACKAGES:
+        status, version = _package(dist)
+        rows.append({"kind": "package", "name": dist, "status": status, "detail": version or purpose})
+    if check_torch and importlib.util.find_spec("torch") is not None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        detail = torch.cuda.get_device_name(0) if cuda else "no CUDA device; training runs on the CPU"
+        rows.append({"kind": "device", "name": "cuda", "status": "present" if cuda else "missing", "detail": detail})
+    for bb in describe_backbones():
+        rows.append({"kind": "backbone", **bb})
+    sample = sample_data_path()
+    rows.append(
+        {
+            "kind": "data",
+            "name": "sample",
+            "status": "present" if (sample / "redsm5_posts.csv").is_file() else "missing",
+            "detail": str(sample),
+        }
+    )
+    wordnet = "missing"
+    if importlib.util.find_spec("nltk") is not None:
+        wordnet = "unknown (not provisioned by this version)"
+    rows.append({"kind": "resource", "name": "wordnet", "status": wordnet.split()[0], "detail": wordnet})
+    pg = _tcp("127.0.0.1", 5432)
+    rows.append(
+        {
+            "kind": "service",
+            "name": "postgresql",
+            "status": "present" if pg else "missing",
+            "detail": "127.0.0.1:5432 (distributed HPO storage)",
+        }
+    )
+    return rows
+
+
+def doctor(json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Show which optional resources (backbones, WordNet, packages, services) are present."""
+    mode = set_mode(json_out, quiet)
+    rows = collect()
+    if mode.json:
+        emit_json({"resources": rows})
+        return
+    table = Table(title="cea doctor")
+    for col in ("kind", "name", "status", "detail"):
+        table.add_column(col)
+    for r in rows:
+        style = {"present": "green", "missing": "yellow"}.get(r["status"], "red")
+        table.add_row(r["kind"], r["name"], f"[{style}]{r['status']}[/]", r["detail"])
+    console.print(table)

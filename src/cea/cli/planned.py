@@ -1,0 +1,34 @@
+"""Commands of later milestones: registered (so --help lists them), answering exit 4 for now."""
+
+from __future__ import annotations
+
+import typer
+
+from cea.errors import NotAvailableYetError
+
+PLANNED = {
+    "eval": "score a checkpoint or registered model on a split (metrics with CIs, plots)",
+    "predict": "criteria probabilities and evidence sentences for new texts (JSONL in/out)",
+    "hpo": "Optuna study over the train config",
+    "bench": "input-pipeline throughput and data-wait/step ratio",
+    "audit": "SAST, vulnerabilities, SBOM, artifact scan, policy with waivers",
+    "register-model": "register a run's model in the MLflow registry",
+}
+
+
+def _make(name: str, summary: str) -> object:
+    def command(
+        args: list[str] | None = typer.Argument(None, hidden=True),  # noqa: B008
+    ) -> None:
+        raise NotAvailableYetError(f"`cea {name}` is not available yet in this version")
+
+    command.__doc__ = f"{summary[0].upper()}{summary[1:]} (not available yet)."
+    return command
+
+
+def register(app: typer.Typer) -> None:
+    for name, summary in PLANNED.items():
+        app.command(
+            name,
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        )(_make(name, summary))

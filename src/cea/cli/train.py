@@ -1,0 +1,112 @@
+"""`cea train`: fine-tune a classifier from a YAML config (+ key.path=value overrides)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mode, show_progress
+
+
+def render_metrics(meta: dict[str, Any]) -> Table:
+    split = meta["final_split"]
+    m = meta["metrics"][split]
+    table = Table(title=f"{split} metrics (thresholds tuned on validation)")
+    for col in ("criterion", "support", "precision", "recall", "F1", "AUPRC", "threshold"):
+        table.add_column(col, justify="left" if col == "criterion" else "right")
+    for lab, lm in m["per_label"].items():
+        auprc = "-" if lm["auprc"] is None else f"{lm['auprc']:.3f}"
+        table.add_row(
+            lab, str(lm["support"]), f"{lm['precision']:.3f}", f"{lm['recall']:.3f}",
+            f"{lm['f1']:.3f}", auprc, f"{lm['threshold']:.3f}",
+        )
+    macro_auprc = "-" if m["macro_auprc"] is None else f"{m['macro_auprc']:.3f}"
+    table.add_section()
+    table.add_row("macro", "", "", "", f"{m['macro_f1']:.3f}", macro_auprc, "", style="bold")
+    table.add_row("micro", "", "", "", f"{m['micro_f1']:.3f}", "", "", style="bold")
+    return table
+
+
+def train(
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="key.path=value overrides, e.g. train.epochs=2")
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", "-c", help="YAML config, or a packaged one: default, tiny."),
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue a killed run from checkpoints/last.")
+    ] = None,
+    run_name: Annotated[str | None, typer.Option("--run-name", help="Name of the run folder.")] = None,
+    runs_dir: Annotated[str | None, typer.Option("--runs-dir", help="Where run folders go.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Number of epochs.")] = None,
+    backbone: Annotated[
+        str | None, typer.Option("--backbone", help="minilm, tiny, or a local model folder.")
+    ] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Dataset path (or 'sample').")] = None,
+    json_events: Annotated[
+        Path | None, typer.Option("--json-events", help="Write one JSON line per step/epoch ('-' = stdout).")
+    ] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fine-tune a classifier; write the run folder (best model, metadata, manifest, checkpoints)."""
+    from cea.config import load_config
+    from cea.errors import UsageError
+    from cea.train.run import new_run_dir, read_run_config, run_training
+
+    mode = set_mode(json_out, quiet)
+    if resume is not None:
+        if config or overrides:
+            raise UsageError("--resume takes the run's saved config; give no --config or overrides")
+        cfg = read_run_config(resume)
+        run_dir = resume
+    else:
+        flags = {
+            "output.run_name": run_name, "output.runs_dir": runs_dir, "seed": seed,
+            "train.epochs": epochs, "model.backbone": backbone, "data.path": data,
+        }
+        cfg = load_config(config, overrides or [], flags)
+        run_dir = new_run_dir(cfg)
+    if json_events is not None and str(json_events) == "-" and mode.json:
+        raise UsageError("--json-events - and --json both want stdout; give --json-events a file")
+
+    from cea.cli.progress import FanOut, JsonEventsProgress, RichProgress
+
+    with ExitStack() as stack:
+        sinks: list[Any] = []
+        if show_progress():
+            sinks.append(stack.enter_context(RichProgress()))
+        if json_events is not None:
+            stream = sys.stdout if str(json_events) == "-" else stack.enter_context(json_events.open("a", encoding="utf-8"))
+            sinks.append(JsonEventsProgress(stream))
+        info(f"run folder: {run_dir}" + (" (resuming)" if resume else ""))
+        summary = run_training(cfg, run_dir, resume=resume is not None, progress=FanOut(*sinks))
+    meta = summary.meta
+    if mode.json:
+        emit_json(
+            {
+                "run_dir": str(summary.run_dir),
+                "metrics": meta["metrics"],
+                "thresholds": meta["thresholds"],
+                "best_epoch": meta["best_epoch"],
+                "epochs_run": meta["epochs_run"],
+                "truncation": meta["truncation"],
+                "train_samples_per_s": meta["train_samples_per_s"],
+            }
+        )
+        return
+    if not mode.quiet:
+        console.print(render_metrics(meta))
+    final = meta["metrics"][meta["final_split"]]
+    console.print(
+        f"macro-F1 {final['macro_f1']:.3f}, micro-F1 {final['micro_f1']:.3f} on {meta['final_split']} "
+        f"(best epoch {meta['best_epoch']} of {meta['epochs_run']}); model in {summary.run_dir}"
+    )

@@ -1,0 +1,201 @@
+"""Typed configuration (pydantic v2, extra="forbid") and its loading.
+
+Precedence (DESIGN §3): model defaults < YAML file < `key.path=value` overrides < explicit flags.
+Closed choices are `Literal`s mapped to builders in code: nothing named in a config is imported.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cea.errors import ConfigError
+from cea.security.io import canonical_json, sha256_bytes
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Strict):
+    train: float = Field(0.7, gt=0, lt=1)
+    validation: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must sum to 1 (got {total:.4f})")
+        return self
+
+
+class DataConfig(_Strict):
+    format: Literal["redsm5", "generic"] = "redsm5"
+    path: str = "sample"  # a folder (redsm5), a .jsonl/.csv file (generic), or "sample"
+    criteria_file: str | None = None  # YAML id -> description; default: packaged DSM-5 criteria
+    strict: bool = False
+    split: SplitConfig = SplitConfig()
+    split_file: str | None = None  # use a saved split (cea data split) instead of computing one
+
+
+class ChunkingConfig(_Strict):
+    enabled: bool = True
+    stride: int = Field(32, ge=0)
+    max_chunks: int = Field(8, ge=1)
+    aggregate: Literal["max", "mean"] = "max"
+
+
+class TaskConfig(_Strict):
+    name: Literal["criteria", "evidence"] = "criteria"
+    level: Literal["post", "sentence"] = "post"
+    negatives: Literal["annotated", "all"] = "annotated"
+    labels: list[str] | None = None  # subset of the criteria; default: all
+
+    @model_validator(mode="after")
+    def _evidence_is_sentence_level(self) -> TaskConfig:
+        if self.name == "evidence" and self.level != "sentence":
+            raise ValueError("task.name=evidence needs task.level=sentence")
+        return self
+
+
+class ModelConfig(_Strict):
+    backbone: str = "minilm"  # "minilm", "tiny", or a local Hugging Face model folder
+    max_length: int = Field(128, ge=8, le=4096)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    chunking: ChunkingConfig = ChunkingConfig()
+
+
+class EarlyStoppingConfig(_Strict):
+    metric: Literal["macro_auprc", "macro_f1", "micro_f1", "val_loss"] = "macro_auprc"
+    patience: int = Field(2, ge=0)  # 0 disables early stopping
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(3, ge=1, le=1000)
+    batch_size: int = Field(16, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    lr: float = Field(5e-5, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    grad_accum: int = Field(1, ge=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    class_weighting: Literal["none", "pos_weight"] = "pos_weight"
+    max_pos_weight: float = Field(10.0, ge=1)
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    bucket_by_length: bool = True
+    num_workers: int = Field(0, ge=0, le=64)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # autocast on CUDA only
+    threads: int | None = Field(None, ge=1)  # torch intra-op threads on the CPU
+    max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps (smoke runs)
+
+
+class OutputConfig(_Strict):
+    runs_dir: str = "runs"
+    run_name: str | None = None  # default: <task>-<level>-<UTC timestamp>
+
+
+class CeaConfig(_Strict):
+    seed: int = 13
+    data: DataConfig = DataConfig()
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    output: OutputConfig = OutputConfig()
+
+    def config_hash(self) -> str:
+        return sha256_bytes(canonical_json(self.model_dump(mode="json")).encode())[:16]
+
+
+PACKAGED_CONFIGS = ("default", "tiny")
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def packaged_config_text(name: str) -> str:
+    ref = resources.files("cea.resources") / "configs" / f"{name}.yaml"
+    return ref.read_text(encoding="utf-8")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a","b","c"], value); the value is parsed as a YAML scalar/list."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key.path=value", hint="e.g. train.epochs=2")
+    key, _, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not all(p.isidentifier() for p in parts):
+        raise ConfigError(f"override key {key!r} is not a dotted path of names")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {key}: value {raw!r} is not valid YAML") from exc
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads "1e-4" as a string; people mean a number
+    return parts, value
+
+
+def apply_override(tree: dict[str, Any], parts: list[str], value: Any) -> None:
+    node = tree
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {'.'.join(parts)}: {part} is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _read_yaml(source: str | Path | None) -> tuple[dict[str, Any], str]:
+    if source is None:
+        return yaml.safe_load(packaged_config_text("default")) or {}, "packaged:default"
+    path = Path(source)
+    if not path.exists() and str(source) in PACKAGED_CONFIGS:
+        return yaml.safe_load(packaged_config_text(str(source))) or {}, f"packaged:{source}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"config file {path} not found",
+            hint=f"give a YAML file or one of the packaged configs: {', '.join(PACKAGED_CONFIGS)}",
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is unreadable ({exc.__class__.__name__})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}{where} is not valid YAML") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data, str(path)
+
+
+def load_config(
+    source: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    flags: dict[str, Any] | None = None,
+) -> CeaConfig:
+    """Build the config: defaults < YAML < overrides < explicit flags (dotted keys)."""
+    tree, origin = _read_yaml(source)
+    for item in overrides:
+        parts, value = parse_override(item)
+        apply_override(tree, parts, value)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            apply_override(tree, key.split("."), value)
+    try:
+        return CeaConfig.model_validate(tree)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {loc}: {first['msg']}{more}") from exc

@@ -1,0 +1,1 @@
+"""Datasets: readers, validation, splits, sentence splitting, examples, synthetic sample."""

@@ -1,0 +1,103 @@
+"""One example builder for both levels.
+
+- post level: one example per post, a multi-hot vector over the task's labels;
+- sentence level: (criterion description, sentence) pairs with a 0/1 target, where negatives
+  are the clinician-marked status-0 rows (`annotated`) or, in addition, every sentence of the
+  post not marked as evidence for that criterion (`all`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cea.data.readers import normalize_ws
+from cea.data.schema import Dataset
+from cea.data.sentences import split_sentences
+
+
+@dataclass(frozen=True)
+class Example:
+    example_id: str
+    post_id: str
+    group_id: str
+    text: str
+    labels: tuple[float, ...]
+    criterion: str | None = None  # sentence level: which criterion the pair asks about
+    sentence_id: str | None = None
+
+
+def build_post_examples(
+    dataset: Dataset, labels: tuple[str, ...], groups: set[str] | None = None
+) -> list[Example]:
+    out = []
+    for post in dataset.posts:
+        if groups is not None and post.group_id not in groups:
+            continue
+        target = tuple(1.0 if lab in post.labels else 0.0 for lab in labels)
+        out.append(Example(post.post_id, post.post_id, post.group_id, post.text, target))
+    return out
+
+
+def build_sentence_examples(
+    dataset: Dataset,
+    labels: tuple[str, ...],
+    negatives: Literal["annotated", "all"],
+    groups: set[str] | None = None,
+) -> list[Example]:
+    label_set = set(labels)
+    posts = dataset.post_by_id()
+    out: list[Example] = []
+    by_post: dict[str, list[int]] = {}
+    for i, ann in enumerate(dataset.annotations):
+        by_post.setdefault(ann.post_id, []).append(i)
+    for post_id in sorted(by_post) if negatives == "annotated" else [p.post_id for p in dataset.posts]:
+        post = posts.get(post_id)
+        if post is None or (groups is not None and post.group_id not in groups):
+            continue
+        anns = [dataset.annotations[i] for i in by_post.get(post_id, [])]
+        anns = [a for a in anns if a.criterion in label_set]
+        if negatives == "annotated":
+            for a in anns:
+                out.append(
+                    Example(
+                        f"{post_id}:{a.sentence_id}:{a.criterion}",
+                        post_id,
+                        post.group_id,
+                        a.sentence_text,
+                        (float(a.status),),
+                        a.criterion,
+                        a.sentence_id,
+                    )
+                )
+            continue
+        positive = {(normalize_ws(a.sentence_text), a.criterion) for a in anns if a.status == 1}
+        sentences: list[tuple[str, str]] = [
+            (f"{post_id}_s{s.index}", s.text) for s in split_sentences(post.text)
+        ]
+        known = {normalize_ws(t) for _, t in sentences}
+        for a in anns:  # annotated sentences the splitter did not reproduce are kept too
+            if normalize_ws(a.sentence_text) not in known:
+                sentences.append((a.sentence_id, a.sentence_text))
+                known.add(normalize_ws(a.sentence_text))
+        for sid, text in sentences:
+            norm = normalize_ws(text)
+            for crit in labels:
+                y = 1.0 if (norm, crit) in positive else 0.0
+                out.append(
+                    Example(f"{post_id}:{sid}:{crit}", post_id, post.group_id, text, (y,), crit, sid)
+                )
+    return out
+
+
+def build_examples(
+    dataset: Dataset,
+    *,
+    level: Literal["post", "sentence"],
+    labels: tuple[str, ...],
+    negatives: Literal["annotated", "all"] = "annotated",
+    groups: set[str] | None = None,
+) -> list[Example]:
+    if level == "post":
+        return build_post_examples(dataset, labels, groups)
+    return build_sentence_examples(dataset, labels, negatives, groups)

@@ -1,0 +1,74 @@
+"""The error tree and the exit codes of DESIGN §3.
+
+Core modules raise these; only `cea.cli.main` turns them into a one-line message and an exit
+code. Every error carries a hint: what the user can do about it.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FINDINGS = 1  # findings, or a gate refused
+    USAGE = 2
+    CONFIG = 3
+    MISSING = 4  # missing dependency or resource (also: command not available yet)
+    DATA = 5
+    RUNTIME = 6
+    INCOMPLETE = 7  # a check could not run
+    INTEGRITY = 8  # an artifact / cache entry / manifest failed verification and was refused
+    INTERRUPTED = 130
+
+
+class CeaError(Exception):
+    """Base of every error cea reports to the user."""
+
+    exit_code: ExitCode = ExitCode.RUNTIME
+    default_hint: str = "run with CEA_DEBUG=1 for a traceback"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CeaError):
+    exit_code = ExitCode.USAGE
+    default_hint = "see `cea COMMAND --help`"
+
+
+class ConfigError(CeaError):
+    exit_code = ExitCode.CONFIG
+    default_hint = "check the config file and the key.path=value overrides"
+
+
+class MissingResourceError(CeaError):
+    exit_code = ExitCode.MISSING
+    default_hint = "run `cea doctor` to see which optional resources are present"
+
+
+class NotAvailableYetError(MissingResourceError):
+    default_hint = "this command is planned; see the README for what is available"
+
+
+class DataError(CeaError):
+    exit_code = ExitCode.DATA
+    default_hint = "run `cea data validate` on the dataset for the full list of problems"
+
+
+class RuntimeFailure(CeaError):
+    exit_code = ExitCode.RUNTIME
+
+
+class IncompleteError(CeaError):
+    exit_code = ExitCode.INCOMPLETE
+
+
+class IntegrityError(CeaError):
+    exit_code = ExitCode.INTEGRITY
+    default_hint = "the file was changed after it was written; regenerate it from a trusted source"

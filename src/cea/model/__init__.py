@@ -1,0 +1,1 @@
+"""Backbone resolution (local folder, packaged MiniLM, tiny random BERT) and model building."""

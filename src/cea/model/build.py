@@ -1,0 +1,74 @@
+"""Builders for tokenizers and classification models (Hugging Face classes, local files only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cea.errors import MissingResourceError
+from cea.model.backbone import Backbone, resolve_backbone
+
+
+def quiet_transformers() -> None:
+    """No download/progress chatter from transformers: cea has its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def load_tokenizer(spec: str | Backbone) -> Any:
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    bb = resolve_backbone(spec) if isinstance(spec, str) else spec
+    try:
+        return AutoTokenizer.from_pretrained(str(bb.path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise MissingResourceError(f"cannot load a tokenizer from {bb.path} ({exc.__class__.__name__})") from exc
+
+
+def build_model(
+    backbone: Backbone,
+    *,
+    labels: tuple[str, ...],
+    pair: bool,
+    dropout: float | None = None,
+) -> Any:
+    """AutoModelForSequenceClassification over the backbone.
+
+    Post level: one logit per label (multi-label). Sentence level: one logit, "meets criterion",
+    for a (criterion description, sentence) pair.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    quiet_transformers()
+    names = ("MEETS_CRITERION",) if pair else labels
+    try:
+        config = AutoConfig.from_pretrained(str(backbone.path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise MissingResourceError(f"cannot read the model config in {backbone.path}") from exc
+    config.num_labels = len(names)
+    config.id2label = dict(enumerate(names))
+    config.label2id = {n: i for i, n in enumerate(names)}
+    config.problem_type = "multi_label_classification"
+    if dropout is not None:
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout"):
+            if hasattr(config, key):
+                setattr(config, key, dropout)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            str(backbone.path), config=config, local_files_only=True
+        )
+    except (OSError, ValueError) as exc:
+        raise MissingResourceError(f"cannot load model weights from {backbone.path} ({exc})") from exc
+
+
+def load_trained(run_dir: Path) -> tuple[Any, Any]:
+    """The model and tokenizer saved at a run folder's root."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    quiet_transformers()
+    model = AutoModelForSequenceClassification.from_pretrained(str(run_dir), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(run_dir), local_files_only=True)
+    return model, tokenizer

@@ -1,0 +1,1 @@
+"""Safe paths, atomic writes, hashing and safe loading."""

@@ -1,0 +1,141 @@
+"""Resume state: weights as safetensors, the rest in `trainer_state.pt` loadable with
+`torch.load(..., weights_only=True)` (tensors and plain containers only: numpy's RNG state is
+stored as a list of ints, never as an ndarray object).
+
+A checkpoint folder is written next to its final place and renamed into it, so a crash leaves
+either the old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from cea.errors import IntegrityError
+from cea.security.io import sha256_file
+
+STATE_FILE = "trainer_state.pt"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def capture_rng() -> dict[str, Any]:
+    py = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [str(np_state[0]), [int(x) for x in np_state[1]], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((int(py[0]), tuple(int(x) for x in py[1]), py[2]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous CPU tensors with shared storage broken (safetensors refuses shared tensors)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: dict[int, str] = {}
+    for name, tensor in model.state_dict().items():
+        ptr = tensor.data_ptr()
+        if ptr in seen:  # tied weights: store once, HF re-ties on load
+            continue
+        seen[ptr] = name
+        out[name] = tensor.detach().to("cpu").contiguous().clone()
+    return out
+
+
+def save_checkpoint(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    trainer: dict[str, Any],
+    scaler: Any | None = None,
+) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_file(state_dict_for_save(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+    state = {
+        "format_version": FORMAT_VERSION,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "rng": capture_rng(),
+        "trainer": trainer,
+        "weights_sha256": sha256_file(tmp / WEIGHTS_FILE),
+    }
+    torch.save(state, tmp / STATE_FILE)
+    old = folder.parent / f".{folder.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def save_weights(folder: Path, model: torch.nn.Module) -> None:
+    """Weights only (the best model so far), same atomic folder swap."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_file(state_dict_for_save(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+    old = folder.parent / f".{folder.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def load_weights(folder: Path, model: torch.nn.Module) -> None:
+    try:
+        tensors = load_file(str(folder / WEIGHTS_FILE))
+    except Exception as exc:  # safetensors raises its own error types on malformed headers
+        raise IntegrityError(f"{folder / WEIGHTS_FILE}: not a valid safetensors file ({exc.__class__.__name__})") from exc
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    tied = {k for k in missing if k.endswith("decoder.weight") or k.endswith("lm_head.weight")}
+    if set(missing) - tied or unexpected:
+        raise IntegrityError(f"{folder / WEIGHTS_FILE}: weights do not match the model ({len(missing)} missing, {len(unexpected)} unexpected)")
+
+
+def load_trainer_state(folder: Path) -> dict[str, Any]:
+    """Load `trainer_state.pt` with weights_only=True and check it belongs to these weights."""
+    path = folder / STATE_FILE
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise IntegrityError(f"{path}: missing") from exc
+    except Exception as exc:  # an unpickling error means a forbidden global or a corrupt file
+        raise IntegrityError(
+            f"{path}: refused by weights-only loading ({exc.__class__.__name__})",
+            hint="the file is corrupt or holds objects other than tensors and plain containers",
+        ) from exc
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise IntegrityError(f"{path}: unknown trainer state format")
+    if state.get("weights_sha256") != sha256_file(folder / WEIGHTS_FILE):
+        raise IntegrityError(f"{folder / WEIGHTS_FILE}: does not match the sha256 recorded in {STATE_FILE}")
+    return state

@@ -1,0 +1,219 @@
+"""Tokenize once, pad per batch: features, dataset, length-bucketing sampler, collate.
+
+Post-level texts longer than the window are cut into overlapping chunks (`stride` tokens of
+overlap, at most `max_chunks`); every chunk carries its example index, so predictions are
+aggregated back per post (max or mean). Sentence-level pairs are (criterion description,
+sentence), truncating only the sentence.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset as TorchDataset
+from torch.utils.data import Sampler
+
+from cea.data.examples import Example
+
+
+@dataclass
+class Features:
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    example_index: list[int]  # which Example each row (chunk) belongs to
+    labels: list[tuple[float, ...]]
+    crit_index: list[int]  # criterion of a pair row; -1 for post-level rows
+    n_examples: int
+    truncated_examples: int  # examples whose text did not fit (after chunking, if enabled)
+    chunked_examples: int  # examples split into more than one chunk
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def lengths(self) -> list[int]:
+        return [len(x) for x in self.input_ids]
+
+
+def featurize(
+    examples: Sequence[Example],
+    tokenizer: Any,
+    *,
+    max_length: int,
+    labels: tuple[str, ...],
+    descriptions: dict[str, str] | None = None,
+    chunking: bool = True,
+    stride: int = 32,
+    max_chunks: int = 8,
+) -> Features:
+    pair = descriptions is not None
+    ids: list[list[int]] = []
+    types: list[list[int]] = []
+    ex_index: list[int] = []
+    targets: list[tuple[float, ...]] = []
+    crit: list[int] = []
+    truncated = chunked = 0
+    batch = 256
+    label_pos = {lab: i for i, lab in enumerate(labels)}
+    for start in range(0, len(examples), batch):
+        part = examples[start : start + batch]
+        if pair:
+            assert descriptions is not None
+            firsts = [descriptions[e.criterion or ""] for e in part]
+            enc = tokenizer(
+                firsts,
+                [e.text for e in part],
+                truncation="only_second",
+                max_length=max_length,
+                return_overflowing_tokens=False,
+            )
+            full = tokenizer(firsts, [e.text for e in part], truncation=False)
+            for j, e in enumerate(part):
+                ids.append(list(enc["input_ids"][j]))
+                types.append(list(enc["token_type_ids"][j]) if "token_type_ids" in enc else [])
+                ex_index.append(start + j)
+                targets.append(e.labels)
+                crit.append(label_pos[e.criterion or ""])
+                truncated += int(len(full["input_ids"][j]) > max_length)
+            continue
+        texts = [e.text for e in part]
+        if chunking:
+            enc = tokenizer(
+                texts,
+                truncation=True,
+                max_length=max_length,
+                stride=stride,
+                return_overflowing_tokens=True,
+            )
+            mapping = enc["overflow_to_sample_mapping"]
+        else:
+            enc = tokenizer(texts, truncation=True, max_length=max_length)
+            mapping = list(range(len(texts)))
+            lengths = tokenizer(texts, truncation=False)["input_ids"]
+            truncated += sum(1 for x in lengths if len(x) > max_length)
+        per_example: dict[int, int] = {}
+        for row, j in enumerate(mapping):
+            per_example[j] = per_example.get(j, 0) + 1
+            if per_example[j] > max_chunks:
+                continue
+            ids.append(list(enc["input_ids"][row]))
+            types.append(list(enc["token_type_ids"][row]) if "token_type_ids" in enc else [])
+            ex_index.append(start + j)
+            targets.append(part[j].labels)
+            crit.append(-1)
+        if chunking:
+            chunked += sum(1 for n in per_example.values() if n > 1)
+            truncated += sum(1 for n in per_example.values() if n > max_chunks)
+    has_types = bool(types) and all(types)
+    return Features(
+        input_ids=ids,
+        token_type_ids=types if has_types else None,
+        example_index=ex_index,
+        labels=targets,
+        crit_index=crit,
+        n_examples=len(examples),
+        truncated_examples=truncated,
+        chunked_examples=chunked,
+    )
+
+
+class FeatureDataset(TorchDataset[dict[str, Any]]):
+    def __init__(self, features: Features) -> None:
+        self.f = features
+
+    def __len__(self) -> int:
+        return len(self.f)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {
+            "input_ids": self.f.input_ids[i],
+            "token_type_ids": self.f.token_type_ids[i] if self.f.token_type_ids else None,
+            "labels": self.f.labels[i],
+            "crit": self.f.crit_index[i],
+            "row": i,
+        }
+
+
+def collate(batch: list[dict[str, Any]], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Dynamic padding to the longest row of the batch."""
+    width = max(len(b["input_ids"]) for b in batch)
+    n = len(batch)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    types = torch.zeros((n, width), dtype=torch.long)
+    for i, b in enumerate(batch):
+        k = len(b["input_ids"])
+        input_ids[i, :k] = torch.tensor(b["input_ids"], dtype=torch.long)
+        attention[i, :k] = 1
+        if b["token_type_ids"] is not None:
+            types[i, :k] = torch.tensor(b["token_type_ids"], dtype=torch.long)
+    out = {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "token_type_ids": types,
+        "labels": torch.tensor([b["labels"] for b in batch], dtype=torch.float32),
+        "crit": torch.tensor([b["crit"] for b in batch], dtype=torch.long),
+        "row": torch.tensor([b["row"] for b in batch], dtype=torch.long),
+    }
+    return out
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Seeded batches of similar length: shuffle, sort within pools of 50 batches, shuffle batches.
+
+    The order depends only on (seed, epoch), never on global RNG state, so a resumed run sees
+    the same batches. With `num_replicas > 1` each rank takes every num_replicas-th batch.
+    """
+
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        *,
+        seed: int,
+        shuffle: bool = True,
+        bucket: bool = True,
+        pool_batches: int = 50,
+        rank: int = 0,
+        num_replicas: int = 1,
+    ) -> None:
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.bucket = bucket
+        self.pool = batch_size * pool_batches
+        self.rank = rank
+        self.num_replicas = num_replicas
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        idx = list(range(len(self.lengths)))
+        rng = random.Random(self.seed * 100_003 + self.epoch)  # noqa: S311 - data order only
+        if self.shuffle:
+            rng.shuffle(idx)
+        if self.bucket:
+            pools = [idx[i : i + self.pool] for i in range(0, len(idx), self.pool)]
+            idx = [j for pool in pools for j in sorted(pool, key=lambda k: self.lengths[k])]
+        batches = [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+        if self.shuffle:
+            rng.shuffle(batches)
+        if self.num_replicas > 1:
+            # equal batch counts on every rank (pad by repeating), then stride
+            while len(batches) % self.num_replicas:
+                batches.append(batches[len(batches) % max(1, len(batches))])
+            batches = batches[self.rank :: self.num_replicas]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        n = -(-len(self.lengths) // self.batch_size)
+        return -(-n // self.num_replicas)

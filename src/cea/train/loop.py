@@ -1,0 +1,441 @@
+"""The training loop, top to bottom: setup -> epochs -> evaluate -> checkpoint -> cleanup.
+
+No Trainer base class. Data parallelism (torchrun) enters through `DistContext`: a
+DistributedDataParallel wrap, a per-rank batch sampler and "only rank 0 writes"; the loop itself
+does not change.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from cea.config import CeaConfig
+from cea.evaluate.metrics import MetricReport, compute_metrics
+from cea.progress import NullProgress, ProgressSink
+from cea.train.checkpoint import (
+    load_trainer_state,
+    load_weights,
+    restore_rng,
+    save_checkpoint,
+    save_weights,
+)
+from cea.train.features import BucketBatchSampler, FeatureDataset, Features, collate
+from cea.train.schedule import build_scheduler
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class Predictions:
+    """Scored items in long format (see cea.evaluate.metrics) plus per-example probabilities."""
+
+    crit: np.ndarray
+    target: np.ndarray
+    prob: np.ndarray
+    example_prob: np.ndarray  # (n_examples, n_outputs)
+    loss: float
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_metric: float
+    epochs_run: int
+    global_step: int
+    stopped_early: bool
+    resumed_from_epoch: int | None
+    train_seconds: float
+    train_samples: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _worker_init(worker_id: int) -> None:
+    # each worker's seed derives from the loader's seeded generator: reproducible per epoch
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def resolve_device(choice: str, dist: DistContext) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            from cea.errors import MissingResourceError
+
+            raise MissingResourceError("train.device=cuda but no CUDA device is available")
+        return torch.device("cuda", dist.local_rank)
+    return torch.device("cpu")
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def pos_weights(features: Features, n_labels: int, pair: bool, cap: float) -> torch.Tensor:
+    """neg/pos per criterion over the training rows, clipped to [1, cap]."""
+    pos = np.zeros(n_labels)
+    tot = np.zeros(n_labels)
+    for y, c in zip(features.labels, features.crit_index, strict=True):
+        if pair:
+            pos[c] += y[0]
+            tot[c] += 1
+        else:
+            pos += np.asarray(y)
+            tot += 1
+    w = np.where(pos > 0, (tot - pos) / np.maximum(pos, 1), 1.0)
+    return torch.tensor(np.clip(w, 1.0, cap), dtype=torch.float32)
+
+
+def _loss(
+    logits: torch.Tensor, labels: torch.Tensor, crit: torch.Tensor, pw: torch.Tensor | None, pair: bool
+) -> torch.Tensor:
+    weight = None
+    if pw is not None:
+        weight = pw[crit].unsqueeze(1) if pair else pw
+    return F.binary_cross_entropy_with_logits(logits.float(), labels, pos_weight=weight)
+
+
+def _autocast(device: torch.device, enabled: bool) -> Any:
+    if device.type == "cuda" and enabled:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cpu", enabled=False)
+
+
+def _model_inputs(batch: dict[str, torch.Tensor], device: torch.device, use_types: bool) -> dict[str, torch.Tensor]:
+    inputs = {
+        "input_ids": batch["input_ids"].to(device, non_blocking=True),
+        "attention_mask": batch["attention_mask"].to(device, non_blocking=True),
+    }
+    if use_types:
+        inputs["token_type_ids"] = batch["token_type_ids"].to(device, non_blocking=True)
+    return inputs
+
+
+@torch.inference_mode()
+def predict(
+    model: torch.nn.Module,
+    features: Features,
+    *,
+    device: torch.device,
+    batch_size: int,
+    pair: bool,
+    n_outputs: int,
+    aggregate: str = "max",
+    amp: bool = False,
+    pad_id: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> Predictions:
+    """Probabilities per example (chunks aggregated by max/mean) and the items to score."""
+    model.eval()
+    use_types = features.token_type_ids is not None
+    sampler = BucketBatchSampler(features.lengths(), batch_size, seed=0, shuffle=False)
+    loader = DataLoader(
+        FeatureDataset(features), batch_sampler=sampler, collate_fn=lambda b: collate(b, pad_id)
+    )
+    row_probs = np.zeros((len(features), n_outputs), dtype=np.float64)
+    loss_sum, loss_n = 0.0, 0
+    for batch in loader:
+        with _autocast(device, amp):
+            logits = model(**_model_inputs(batch, device, use_types)).logits.float()
+        labels = batch["labels"].to(device)
+        loss_sum += float(F.binary_cross_entropy_with_logits(logits, labels, reduction="sum"))
+        loss_n += labels.numel()
+        row_probs[batch["row"].numpy()] = torch.sigmoid(logits).cpu().double().numpy()
+        if on_batch is not None:
+            on_batch(len(batch["row"]))
+    n_ex = features.n_examples
+    ex_index = np.asarray(features.example_index)
+    if aggregate == "mean":
+        sums = np.zeros((n_ex, n_outputs))
+        counts = np.zeros((n_ex, 1))
+        np.add.at(sums, ex_index, row_probs)
+        np.add.at(counts, ex_index, 1)
+        example_prob = sums / np.maximum(counts, 1)
+    else:
+        example_prob = np.zeros((n_ex, n_outputs))
+        np.maximum.at(example_prob, ex_index, row_probs)
+    # targets per example (first row of each example carries them)
+    targets = np.zeros((n_ex, n_outputs))
+    crit_of = np.full(n_ex, -1, dtype=np.int64)
+    for row, e in enumerate(features.example_index):
+        targets[e] = features.labels[row]
+        crit_of[e] = features.crit_index[row]
+    if pair:
+        crit, target, prob = crit_of, targets[:, 0], example_prob[:, 0]
+    else:
+        crit = np.tile(np.arange(n_outputs, dtype=np.int64), n_ex)
+        target, prob = targets.reshape(-1), example_prob.reshape(-1)
+    return Predictions(crit, target, prob, example_prob, loss_sum / max(loss_n, 1))
+
+
+def score(pred: Predictions, labels: tuple[str, ...], thresholds: np.ndarray | None = None) -> MetricReport:
+    return compute_metrics(pred.crit, pred.target, pred.prob, labels, thresholds, loss=pred.loss)
+
+
+def _metric_value(report: MetricReport, metric: str) -> tuple[float, bool]:
+    """(value, higher is better)."""
+    if metric == "val_loss":
+        return (report.loss if report.loss is not None else math.inf), False
+    if metric == "macro_auprc":
+        return (report.macro_auprc if report.macro_auprc is not None else 0.0), True
+    return float(getattr(report, metric)), True
+
+
+def fit(
+    model: torch.nn.Module,
+    config: CeaConfig,
+    *,
+    train_features: Features,
+    val_features: Features,
+    labels: tuple[str, ...],
+    pair: bool,
+    run_dir: Path,
+    resume: bool = False,
+    progress: ProgressSink | None = None,
+    dist: DistContext | None = None,
+    pad_id: int = 0,
+) -> FitResult:
+    tc = config.train
+    progress = progress or NullProgress()
+    dist = dist or DistContext()
+    ckpt_dir = run_dir / "checkpoints"
+
+    # ---- setup -----------------------------------------------------------------------------
+    device = resolve_device(tc.device, dist)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    model.to(device)
+    net: torch.nn.Module = model
+    if dist.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    use_types = train_features.token_type_ids is not None
+    n_outputs = 1 if pair else len(labels)
+    # one logical batch size: each rank takes batch_size / world_size rows
+    per_rank = max(1, tc.batch_size // dist.world_size)
+    sampler = BucketBatchSampler(
+        train_features.lengths(), per_rank, seed=config.seed, bucket=tc.bucket_by_length,
+        rank=dist.rank, num_replicas=dist.world_size,
+    )
+    generator = torch.Generator()
+    generator.manual_seed(config.seed)
+    loader = DataLoader(
+        FeatureDataset(train_features),
+        batch_sampler=sampler,
+        collate_fn=lambda b: collate(b, pad_id),
+        num_workers=tc.num_workers,
+        worker_init_fn=_worker_init if tc.num_workers else None,
+        generator=generator,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    optimizer = torch.optim.AdamW(_param_groups(model, tc.weight_decay), lr=tc.lr)
+    steps_per_epoch = math.ceil(len(sampler) / tc.grad_accum)
+    total_steps = steps_per_epoch * tc.epochs
+    if tc.max_steps is not None:
+        total_steps = min(total_steps, tc.max_steps)
+    scheduler = build_scheduler(
+        optimizer, kind=tc.schedule, total_steps=total_steps,
+        warmup_steps=int(round(tc.warmup_ratio * total_steps)),
+    )
+    use_amp = tc.amp and device.type == "cuda"
+    scaler = (
+        torch.amp.GradScaler("cuda")
+        if use_amp and not torch.cuda.is_bf16_supported()
+        else None
+    )
+    pw = (
+        pos_weights(train_features, len(labels), pair, tc.max_pos_weight).to(device)
+        if tc.class_weighting == "pos_weight"
+        else None
+    )
+    es = tc.early_stopping
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    global_step = 0
+    best_metric = -math.inf
+    best_epoch = -1
+    bad_epochs = 0
+    stopped = False
+    resumed_from: int | None = None
+    train_seconds = 0.0
+    train_samples = 0
+
+    if resume:
+        state = load_trainer_state(ckpt_dir / "last")
+        load_weights(ckpt_dir / "last", model)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        t = state["trainer"]
+        start_epoch, global_step = int(t["epoch"]), int(t["global_step"])
+        best_metric, best_epoch = float(t["best_metric"]), int(t["best_epoch"])
+        bad_epochs, stopped = int(t["bad_epochs"]), bool(t["stopped"])
+        history = list(t["history"])
+        train_seconds, train_samples = float(t["train_seconds"]), int(t["train_samples"])
+        resumed_from = start_epoch
+        restore_rng(state["rng"])
+        progress.event("resume", {"epoch": start_epoch, "global_step": global_step})
+
+    # ---- epochs ----------------------------------------------------------------------------
+    for epoch in range(start_epoch, tc.epochs):
+        if stopped or (tc.max_steps is not None and global_step >= tc.max_steps):
+            break
+        sampler.set_epoch(epoch)
+        net.train()
+        progress.start(f"epoch {epoch + 1}/{tc.epochs}", len(sampler))
+        epoch_start = time.perf_counter()
+        loss_sum, loss_n, wait_sum = 0.0, 0, 0.0
+        optimizer.zero_grad(set_to_none=True)
+        micro = 0
+        t_wait = time.perf_counter()
+        for batch in loader:
+            wait = time.perf_counter() - t_wait
+            wait_sum += wait
+            t_step = time.perf_counter()
+            with _autocast(device, use_amp):
+                logits = net(**_model_inputs(batch, device, use_types)).logits
+            loss = _loss(logits, batch["labels"].to(device), batch["crit"].to(device), pw, pair)
+            scaled = loss / tc.grad_accum
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            micro += 1
+            n_rows = len(batch["row"])
+            loss_sum += float(loss.detach()) * n_rows
+            loss_n += n_rows
+            last_micro = micro == len(sampler)
+            if micro % tc.grad_accum == 0 or last_micro:
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                if tc.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                global_step += 1
+            step_time = time.perf_counter() - t_step
+            rows_global = n_rows * dist.world_size
+            train_samples += rows_global
+            train_seconds += wait + step_time
+            lr = scheduler.get_last_lr()[0]
+            progress.advance(
+                f"epoch {epoch + 1}/{tc.epochs}", 1, loss=float(loss.detach()), lr=lr,
+                samples_per_s=rows_global / max(step_time + wait, 1e-9),
+            )
+            progress.event(
+                "step",
+                {
+                    "epoch": epoch + 1, "step": global_step, "loss": round(float(loss.detach()), 6),
+                    "lr": lr, "samples_per_s": round(rows_global / max(step_time + wait, 1e-9), 2),
+                    "data_wait_s": round(wait, 6), "step_s": round(step_time, 6),
+                },
+            )
+            if tc.max_steps is not None and global_step >= tc.max_steps:
+                break
+            t_wait = time.perf_counter()
+        progress.finish(f"epoch {epoch + 1}/{tc.epochs}")
+
+        # ---- evaluate ----------------------------------------------------------------------
+        val = score(
+            predict(
+                model, val_features, device=device, batch_size=tc.eval_batch_size, pair=pair,
+                n_outputs=n_outputs, aggregate=config.model.chunking.aggregate, amp=use_amp,
+                pad_id=pad_id,
+            ),
+            labels,
+        )
+        value, higher = _metric_value(val, es.metric)
+        signed = value if higher else -value
+        improved = signed > best_metric + es.min_delta
+        if improved:
+            best_metric, best_epoch, bad_epochs = signed, epoch + 1, 0
+        else:
+            bad_epochs += 1
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": round(loss_sum / max(loss_n, 1), 6),
+            "val_loss": val.loss,
+            "val_macro_f1": val.macro_f1,
+            "val_micro_f1": val.micro_f1,
+            "val_macro_auprc": val.macro_auprc,
+            "duration_s": round(time.perf_counter() - epoch_start, 3),
+            "data_wait_s": round(wait_sum, 4),
+            "improved": improved,
+        }
+        history.append(record)
+        progress.event("epoch", record)
+        if es.patience and bad_epochs >= es.patience:
+            stopped = True
+
+        # ---- checkpoint (rank 0 writes) ----------------------------------------------------
+        if dist.is_main:
+            if improved:
+                save_weights(ckpt_dir / "best", model)
+            save_checkpoint(
+                ckpt_dir / "last", model, optimizer, scheduler,
+                {
+                    "epoch": epoch + 1, "global_step": global_step,
+                    "best_metric": best_metric, "best_epoch": best_epoch,
+                    "bad_epochs": bad_epochs, "stopped": stopped, "history": history,
+                    "train_seconds": train_seconds, "train_samples": train_samples,
+                },
+                scaler,
+            )
+            progress.event("checkpoint", {"epoch": epoch + 1, "path": str(ckpt_dir / "last")})
+        if dist.world_size > 1:
+            torch.distributed.barrier()
+
+    # ---- cleanup: the best weights go back into the model ----------------------------------
+    if (ckpt_dir / "best").is_dir():
+        load_weights(ckpt_dir / "best", model)
+    return FitResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_metric=best_metric if best_metric != -math.inf else float("nan"),
+        epochs_run=len(history),
+        global_step=global_step,
+        stopped_early=stopped,
+        resumed_from_epoch=resumed_from,
+        train_seconds=train_seconds,
+        train_samples=train_samples,
+    )

@@ -1,0 +1,236 @@
+"""A training run from config to run folder.
+
+Layout (DESIGN §5): the root is the best model (`model.safetensors`, HF `config.json`,
+tokenizer files), `cea_meta.json`, `config.yaml` (resolved), `split.json`, `manifest.json`;
+`checkpoints/last/` holds the resume state and `checkpoints/best/` the best weights so far.
+The root files and the manifest are written last, atomically: a run folder with a
+`manifest.json` is complete and is never modified by training again.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cea import __version__
+from cea.config import CeaConfig
+from cea.data.criteria import load_criteria
+from cea.data.examples import Example, build_examples
+from cea.data.readers import ensure_usable, load_dataset
+from cea.data.schema import Dataset
+from cea.data.splits import Split, load_split, make_split, save_split
+from cea.errors import ConfigError, DataError, UsageError
+from cea.progress import NullProgress, ProgressSink
+from cea.security.io import atomic_write_json, atomic_write_text, move_tree_atomically
+from cea.security.manifest import MANIFEST_NAME, write_manifest
+from cea.security.paths import safe_name
+
+META_FILE = "cea_meta.json"
+CONFIG_FILE = "config.yaml"
+SPLIT_FILE = "split.json"
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    dataset: Dataset
+    split: Split
+    labels: tuple[str, ...]
+    descriptions: dict[str, str]
+    examples: dict[str, list[Example]]  # split name -> examples
+    warnings: int
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    run_dir: Path
+    meta: dict[str, Any]
+
+
+def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> PreparedData:
+    criteria = load_criteria(config.data.criteria_file)
+    all_labels = tuple(criteria)
+    labels = tuple(config.task.labels) if config.task.labels else all_labels
+    unknown = [lab for lab in labels if lab not in criteria]
+    if unknown:
+        raise ConfigError(f"task.labels: unknown criteria {', '.join(unknown)}")
+    result = load_dataset(config.data.format, config.data.path, all_labels)
+    ensure_usable(result, strict=config.data.strict)
+    ds = result.dataset
+    if config.task.level == "sentence" and ds.format != "redsm5":
+        raise ConfigError("task.level=sentence needs sentence annotations (the redsm5 format)")
+    split_path = split_override or (Path(config.data.split_file) if config.data.split_file else None)
+    split = (
+        load_split(split_path, ds)
+        if split_path
+        else make_split(ds, config.data.split.model_dump(), config.seed)
+    )
+    examples: dict[str, list[Example]] = {}
+    for name, gids in split.groups.items():
+        examples[name] = build_examples(
+            ds, level=config.task.level, labels=labels, negatives=config.task.negatives, groups=set(gids)
+        )
+    for name in ("train", "validation"):
+        if not examples.get(name):
+            raise DataError(f"the {name} split has no examples for task {config.task.name}/{config.task.level}")
+    return PreparedData(ds, split, labels, criteria, examples, len(result.warnings))
+
+
+def _versions() -> dict[str, str]:
+    out = {"cea": __version__, "python": platform.python_version()}
+    for dist in ("torch", "transformers", "tokenizers", "safetensors", "numpy", "scikit-learn"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[dist] = "missing"
+    return out
+
+
+def new_run_dir(config: CeaConfig) -> Path:
+    runs = Path(config.output.runs_dir)
+    name = config.output.run_name or (
+        f"{config.task.name}-{config.task.level}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    )
+    run_dir = runs / safe_name(name, what="run name")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UsageError(
+            f"run folder {run_dir} already exists",
+            hint="choose another output.run_name, or continue it with `cea train --resume RUN_DIR`",
+        )
+    return run_dir
+
+
+def read_run_config(run_dir: Path) -> CeaConfig:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a cea run folder (no {CONFIG_FILE})")
+    if (run_dir / MANIFEST_NAME).is_file():
+        raise UsageError(f"run {run_dir} is already complete; training outputs are immutable")
+    if not (run_dir / "checkpoints" / "last").is_dir():
+        raise UsageError(f"run {run_dir} has no checkpoint to resume from (checkpoints/last)")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return CeaConfig.model_validate(data)
+
+
+def run_training(
+    config: CeaConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    progress: ProgressSink | None = None,
+    dist: Any = None,
+) -> TrainSummary:
+    from cea.evaluate.metrics import tune_thresholds
+    from cea.model.backbone import resolve_backbone
+    from cea.model.build import build_model, load_tokenizer
+    from cea.train.features import featurize
+    from cea.train.loop import DistContext, fit, predict, score, seed_everything
+
+    progress = progress or NullProgress()
+    dist = dist or DistContext()
+    started = time.perf_counter()
+    split_file = run_dir / SPLIT_FILE if resume else None
+    data = prepare_data(config, split_override=split_file)
+    pair = config.task.level == "sentence"
+    seed_everything(config.seed)
+    tmp_backbone = run_dir / ".backbone"
+    backbone = resolve_backbone(config.model.backbone, cache_dir=tmp_backbone, seed=config.seed)
+    tokenizer = load_tokenizer(backbone)
+    ch = config.model.chunking
+    feats = {
+        name: featurize(
+            exs, tokenizer, max_length=config.model.max_length, labels=data.labels,
+            descriptions=data.descriptions if pair else None,
+            chunking=ch.enabled and not pair, stride=ch.stride, max_chunks=ch.max_chunks,
+        )
+        for name, exs in data.examples.items()
+    }
+    truncation = {
+        name: {
+            "examples": f.n_examples,
+            "rows": len(f),
+            "chunked": f.chunked_examples,
+            "truncated": f.truncated_examples,
+            "truncated_share": round(f.truncated_examples / max(f.n_examples, 1), 4),
+        }
+        for name, f in feats.items()
+    }
+    progress.event("data", {"examples": {k: len(v) for k, v in data.examples.items()}, "truncation": truncation})
+    if dist.is_main and not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        save_split(data.split, run_dir / SPLIT_FILE)
+    seed_everything(config.seed)
+    model = build_model(backbone, labels=data.labels, pair=pair, dropout=config.model.dropout)
+    pad_id = int(tokenizer.pad_token_id or 0)
+    result = fit(
+        model, config, train_features=feats["train"], val_features=feats["validation"],
+        labels=data.labels, pair=pair, run_dir=run_dir, resume=resume, progress=progress,
+        dist=dist, pad_id=pad_id,
+    )
+
+    # ---- final evaluation: thresholds tuned on validation, applied to test --------------------
+    device = next(model.parameters()).device
+    n_out = 1 if pair else len(data.labels)
+
+    def _pred(name: str) -> Any:
+        return predict(
+            model, feats[name], device=device, batch_size=config.train.eval_batch_size, pair=pair,
+            n_outputs=n_out, aggregate=ch.aggregate, pad_id=pad_id,
+        )
+
+    val_pred = _pred("validation")
+    thresholds = tune_thresholds(val_pred.crit, val_pred.target, val_pred.prob, len(data.labels))
+    metrics = {"validation": score(val_pred, data.labels, thresholds).to_dict()}
+    if feats.get("test") is not None and len(feats["test"]):
+        metrics["test"] = score(_pred("test"), data.labels, thresholds).to_dict()
+    final_split = "test" if "test" in metrics else "validation"
+    meta: dict[str, Any] = {
+        "cea_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "task": config.task.model_dump(mode="json"),
+        "labels": list(data.labels),
+        "criteria": {lab: data.descriptions[lab] for lab in data.labels},
+        "pair_encoding": pair,
+        "max_length": config.model.max_length,
+        "chunking": ch.model_dump(mode="json"),
+        "thresholds": {lab: float(round(t, 6)) for lab, t in zip(data.labels, thresholds, strict=True)},
+        "metrics": metrics,
+        "final_split": final_split,
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "global_step": result.global_step,
+        "early_stopping_metric": config.train.early_stopping.metric,
+        "seed": config.seed,
+        "data_hash": data.dataset.content_hash(),
+        "config_hash": config.config_hash(),
+        "split_hashes": data.split.hashes(),
+        "examples": {k: len(v) for k, v in data.examples.items()},
+        "truncation": truncation,
+        "data_warnings": data.warnings,
+        "backbone": {"name": backbone.name, "kind": backbone.kind},
+        "versions": _versions(),
+        "train_samples_per_s": round(result.train_samples / max(result.train_seconds, 1e-9), 2),
+    }
+    if dist.is_main:
+        stage = run_dir / ".final"
+        if stage.exists():
+            shutil.rmtree(stage)
+        model.save_pretrained(str(stage))
+        tokenizer.save_pretrained(str(stage))
+        move_tree_atomically(stage, run_dir)
+        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(tmp_backbone, ignore_errors=True)
+        atomic_write_json(run_dir / META_FILE, meta)
+        write_manifest(run_dir)
+    progress.event("done", {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - started, 2)})
+    return TrainSummary(run_dir, meta)

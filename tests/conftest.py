@@ -1,0 +1,67 @@
+"""Shared fixtures: the tiny backbone (built once), sample data copies, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from cea.data.readers import sample_data_path  # noqa: E402
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `cea ARGS...` in-process through main() (so exit-code mapping is exercised)."""
+    from cea.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:  # pragma: no cover - main always exits
+            code = 0
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cea.model.tiny import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), seed=0)
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    """A writable copy of the packaged sample (ReDSM5 layout)."""
+    dest = tmp_path / "data"
+    shutil.copytree(sample_data_path(), dest, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
+    return dest
+
+
+@pytest.fixture
+def small_sample(tmp_path: Path) -> Path:
+    """A small synthetic dataset (60 posts) for fast training tests."""
+    from cea.data.sample import write_sample
+
+    dest = tmp_path / "small"
+    write_sample(dest, 60, seed=5)
+    return dest

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "transformers", "mlflow", "optuna", "nlpaug", "sklearn", "safetensors")
+
+
+def test_import_cli_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, cea.cli; "
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_lists_every_command(cli) -> None:
+    res = cli("--help")
+    assert res.exit_code == 0
+    for name in ("train", "eval", "predict", "hpo", "bench", "audit", "register-model", "data", "doctor"):
+        assert name in res.stdout
+
+
+def test_version(cli) -> None:
+    from cea import __version__
+
+    res = cli("--version")
+    assert res.exit_code == 0
+    assert __version__ in res.stdout
+
+
+@pytest.mark.parametrize("command", ["eval", "predict", "hpo", "bench", "audit", "register-model"])
+def test_planned_commands_exit_4_with_one_line(cli, command: str) -> None:
+    res = cli(command, "whatever", "--flag")
+    assert res.exit_code == 4
+    assert "not available yet" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_unknown_option_is_usage_error(cli) -> None:
+    res = cli("data", "validate", "--no-such-option")
+    assert res.exit_code == 2
+
+
+def test_config_error_exit_3(cli, tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: -1\n")
+    res = cli("train", "--config", str(bad))
+    assert res.exit_code == 3
+    assert "train.epochs" in res.stderr
+
+
+def test_unknown_config_key_is_refused(cli, tmp_path) -> None:
+    res = cli("train", "--config", "tiny", "train.epoch=3")
+    assert res.exit_code == 3
+    assert "train.epoch" in res.stderr
+
+
+def test_doctor_json_lists_resources(cli) -> None:
+    res = cli("doctor", "--json")
+    assert res.exit_code == 0
+    rows = json.loads(res.stdout)["resources"]
+    names = {r["name"]: r["status"] for r in rows}
+    assert names["minilm"] == "present"
+    assert names["torch"] == "present"
+    assert "postgresql" in names and "wordnet" in names
+
+
+def test_internal_errors_hide_traceback_unless_debug(cli, monkeypatch) -> None:
+    import cea.cli.doctor as doctor
+
+    def boom(check_torch: bool = True) -> list:
+        raise ValueError("secret=hunter2")
+
+    monkeypatch.setattr(doctor, "collect", boom)
+    res = cli("doctor")
+    assert res.exit_code == 6
+    assert "hunter2" not in res.stderr and "Traceback" not in res.stderr
