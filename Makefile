@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_FLAGS ?=
 PIP := $(PY) -m pip --disable-pip-version-check --no-input
 OFFLINE_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-TEST_CMD := $(OFFLINE_ENV) $(PY) -m pytest -m "not gpu and not service_optional" --cov=cea --cov-report=term-missing:skip-covered --cov-fail-under=85 -q
+TEST_CMD := $(OFFLINE_ENV) $(PY) -m pytest --cov=cea --cov-report=term-missing:skip-covered --cov-fail-under=85 -q
 
 .PHONY: install install-dev demo test test-fast lint format lock clean
 

@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from cea.data.readers import sample_data_path  # noqa: E402
+from cea.data.readers import sample_data_path
 
 
 @dataclass
@@ -53,7 +53,9 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sample_copy(tmp_path: Path) -> Path:
     """A writable copy of the packaged sample (ReDSM5 layout)."""
     dest = tmp_path / "data"
-    shutil.copytree(sample_data_path(), dest, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
+    shutil.copytree(
+        sample_data_path(), dest, ignore=shutil.ignore_patterns("__init__.py", "__pycache__")
+    )
     return dest
 
 

@@ -10,10 +10,7 @@ HEAVY = ("torch", "transformers", "mlflow", "optuna", "nlpaug", "sklearn", "safe
 
 
 def test_import_cli_loads_no_heavy_library() -> None:
-    code = (
-        "import sys, cea.cli; "
-        f"print([m for m in {HEAVY!r} if m in sys.modules])"
-    )
+    code = f"import sys, cea.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -21,7 +18,17 @@ def test_import_cli_loads_no_heavy_library() -> None:
 def test_help_lists_every_command(cli) -> None:
     res = cli("--help")
     assert res.exit_code == 0
-    for name in ("train", "eval", "predict", "hpo", "bench", "audit", "register-model", "data", "doctor"):
+    for name in (
+        "train",
+        "eval",
+        "predict",
+        "hpo",
+        "bench",
+        "audit",
+        "register-model",
+        "data",
+        "doctor",
+    ):
         assert name in res.stdout
 
 

@@ -25,7 +25,10 @@ def test_precedence_defaults_yaml_overrides_flags(tmp_path) -> None:
 
 
 def test_override_values_are_yaml_typed() -> None:
-    assert parse_override("task.labels=[ANHEDONIA, FATIGUE]") == (["task", "labels"], ["ANHEDONIA", "FATIGUE"])
+    assert parse_override("task.labels=[ANHEDONIA, FATIGUE]") == (
+        ["task", "labels"],
+        ["ANHEDONIA", "FATIGUE"],
+    )
     assert parse_override("train.lr=1e-4")[1] == pytest.approx(1e-4)
     assert parse_override("model.chunking.enabled=false")[1] is False
 
@@ -39,7 +42,7 @@ def test_bad_overrides(bad: str) -> None:
 def test_extra_keys_forbidden_and_named(tmp_path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  backbon: tiny\n")
-    with pytest.raises(ConfigError, match="model.backbon"):
+    with pytest.raises(ConfigError, match=r"model\.backbon"):
         load_config(path)
 
 

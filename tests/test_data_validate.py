@@ -14,9 +14,18 @@ from cea.data.criteria import DSM5_LABELS
 from cea.data.readers import read_generic, read_redsm5
 
 POSTS = [
-    ["p1", "I feel empty and sad most days. My appetite is normal and I eat regular meals. Thanks for reading."],
-    ["p2", "I can't concentrate on anything lately. I saw my doctor on Tuesday and we talked for a long time."],
-    ["p3", "I have never thought about hurting myself. The weather here has been rainy and cold this week."],
+    [
+        "p1",
+        "I feel empty and sad most days. My appetite is normal and I eat regular meals. Thanks for reading.",
+    ],
+    [
+        "p2",
+        "I can't concentrate on anything lately. I saw my doctor on Tuesday and we talked for a long time.",
+    ],
+    [
+        "p3",
+        "I have never thought about hurting myself. The weather here has been rainy and cold this week.",
+    ],
 ]
 ANNS = [
     ["p1", "p1_0", "I feel empty and sad most days.", "DEPRESSED_MOOD", "1", ""],
@@ -36,7 +45,9 @@ def _csv(header: list[str], rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
-def make_folder(root: Path, posts=POSTS, anns=ANNS, post_header=POST_HEADER, ann_header=ANN_HEADER) -> Path:
+def make_folder(
+    root: Path, posts=POSTS, anns=ANNS, post_header=POST_HEADER, ann_header=ANN_HEADER
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "redsm5_posts.csv").write_text(_csv(post_header, posts), encoding="utf-8")
     (root / "redsm5_annotations.csv").write_text(_csv(ann_header, anns), encoding="utf-8")
@@ -66,49 +77,73 @@ def _malformed(root: Path) -> None:
 DEFECTS: dict[str, tuple[Callable[[Path], object], str, str, str]] = {
     "unknown_label": (
         lambda r: make_folder(r, anns=_replace(ANNS, 0, 3, "DEPRESED_MOOD")),
-        "redsm5_annotations.csv", ":2", "unknown_label",
+        "redsm5_annotations.csv",
+        ":2",
+        "unknown_label",
     ),
     "missing_column_posts": (
         lambda r: make_folder(r, post_header=["post_id", "body"]),
-        "redsm5_posts.csv", "column text", "missing_column",
+        "redsm5_posts.csv",
+        "column text",
+        "missing_column",
     ),
     "missing_column_annotations": (
         lambda r: make_folder(r, ann_header=[*ANN_HEADER[:4], "state", "explanation"]),
-        "redsm5_annotations.csv", "column status", "missing_column",
+        "redsm5_annotations.csv",
+        "column status",
+        "missing_column",
     ),
     "duplicate_id": (
         lambda r: make_folder(r, posts=[*POSTS, ["p2", "Another text entirely for the same id."]]),
-        "redsm5_posts.csv", "post_id=p2", "duplicate_id",
+        "redsm5_posts.csv",
+        "post_id=p2",
+        "duplicate_id",
     ),
     "empty_text": (
         lambda r: make_folder(r, posts=_replace(POSTS, 2, 1, "   ")),
-        "redsm5_posts.csv", "post_id=p3", "empty_text",
+        "redsm5_posts.csv",
+        "post_id=p3",
+        "empty_text",
     ),
     "orphan_annotation": (
-        lambda r: make_folder(r, anns=[*ANNS, ["p9", "p9_0", "I am exhausted.", "FATIGUE", "1", ""]]),
-        "redsm5_annotations.csv", "post_id=p9", "orphan_annotation",
+        lambda r: make_folder(
+            r, anns=[*ANNS, ["p9", "p9_0", "I am exhausted.", "FATIGUE", "1", ""]]
+        ),
+        "redsm5_annotations.csv",
+        "post_id=p9",
+        "orphan_annotation",
     ),
     "sentence_not_found": (
         lambda r: make_folder(r, anns=_replace(ANNS, 2, 2, "I can not focus at all.")),
-        "redsm5_annotations.csv", "sentence_id=p2_0", "sentence_not_found",
+        "redsm5_annotations.csv",
+        "sentence_id=p2_0",
+        "sentence_not_found",
     ),
     "bad_encoding": (_bad_encoding, "redsm5_posts.csv", ":3", "bad_encoding"),
     "bad_status": (
         lambda r: make_folder(r, anns=_replace(ANNS, 1, 4, "2")),
-        "redsm5_annotations.csv", "sentence_id=p1_1", "bad_status",
+        "redsm5_annotations.csv",
+        "sentence_id=p1_1",
+        "bad_status",
     ),
     "malformed_csv": (_malformed, "redsm5_annotations.csv", ":6", "malformed_csv"),
     "empty_sentence": (
         lambda r: make_folder(r, anns=_replace(ANNS, 0, 2, "")),
-        "redsm5_annotations.csv", "sentence_id=p1_0", "empty_text",
+        "redsm5_annotations.csv",
+        "sentence_id=p1_0",
+        "empty_text",
     ),
     "duplicate_annotation": (
         lambda r: make_folder(r, anns=[*ANNS, list(ANNS[0])]),
-        "redsm5_annotations.csv", ":6", "duplicate_annotation",
+        "redsm5_annotations.csv",
+        ":6",
+        "duplicate_annotation",
     ),
     "missing_file": (
         lambda r: (make_folder(r), (r / "redsm5_annotations.csv").unlink()),
-        "redsm5_annotations.csv", "", "missing_file",
+        "redsm5_annotations.csv",
+        "",
+        "missing_file",
     ),
 }
 
@@ -186,6 +221,7 @@ def test_split_refuses_to_write_on_strict_failure(cli, tmp_path: Path) -> None:
 
 
 # ---- generic JSONL / CSV -------------------------------------------------------------------
+
 
 def test_generic_jsonl_reads_and_reports(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"

@@ -7,7 +7,6 @@ functions only, so `cea --help` stays fast. Only `main()` maps exceptions to exi
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import Annotated
 
 import typer
@@ -77,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         code = result if isinstance(result, int) else 0
     except CeaError as exc:
         if _common.debug_enabled():
+            import traceback
+
             traceback.print_exc()
         code = _fail(exc.message, exc.hint, int(exc.exit_code))
     except click_exc.NoArgsIsHelpError as exc:
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         code = int(exc.exit_code)
     except Exception as exc:
         if _common.debug_enabled():
+            import traceback
+
             traceback.print_exc()
         code = _fail(
             f"internal error: {exc.__class__.__name__}",

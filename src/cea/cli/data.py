@@ -11,7 +11,9 @@ from rich.table import Table
 
 from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mode
 
-app = typer.Typer(help="Validate, describe and split datasets; write the synthetic sample.", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate, describe and split datasets; write the synthetic sample.", no_args_is_help=True
+)
 
 PathArg = Annotated[
     str, typer.Argument(help="Dataset: a ReDSM5 folder, a .jsonl/.csv file, or 'sample'.")
@@ -95,7 +97,9 @@ def describe(
     fmt: FormatOpt = None,
     criteria: CriteriaOpt = None,
     seed: SeedOpt = 13,
-    split_file: Annotated[Path | None, typer.Option("--split-file", help="Use a saved split.")] = None,
+    split_file: Annotated[
+        Path | None, typer.Option("--split-file", help="Use a saved split.")
+    ] = None,
     backbone: Annotated[
         str | None, typer.Option("--backbone", help="Also report truncation for this tokenizer.")
     ] = None,
@@ -113,7 +117,11 @@ def describe(
     result = _load(path, fmt, criteria)
     ensure_usable(result, strict=False)
     ds = result.dataset
-    split = load_split(split_file, ds) if split_file else make_split(ds, SplitConfig().model_dump(), seed)
+    split = (
+        load_split(split_file, ds)
+        if split_file
+        else make_split(ds, SplitConfig().model_dump(), seed)
+    )
     desc = describe_dataset(ds, split)
     trunc = None
     if backbone:
@@ -183,15 +191,21 @@ def split(
     save_split(sp, out)
     sizes = {k: len(v) for k, v in sp.groups.items()}
     if mode.json:
-        emit_json({"out": str(out), "groups": sizes, "hashes": sp.hashes(), "data_hash": sp.data_hash})
+        emit_json(
+            {"out": str(out), "groups": sizes, "hashes": sp.hashes(), "data_hash": sp.data_hash}
+        )
     else:
         info(f"wrote {out}: " + ", ".join(f"{k} {v} groups" for k, v in sizes.items()))
 
 
 @app.command("sample")
 def sample(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the ReDSM5-layout files to.")],
-    posts: Annotated[int, typer.Option("--posts", "-n", min=1, max=100_000, help="Number of posts.")] = 200,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write the ReDSM5-layout files to.")
+    ],
+    posts: Annotated[
+        int, typer.Option("--posts", "-n", min=1, max=100_000, help="Number of posts.")
+    ] = 200,
     seed: SeedOpt = 13,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,

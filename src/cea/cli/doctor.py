@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
-import importlib.util
-import socket
-
 from rich.table import Table
 
 from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, set_mode
@@ -26,6 +22,8 @@ PACKAGES = (
 
 
 def _package(dist: str) -> tuple[str, str]:
+    import importlib.metadata as md
+
     try:
         return "present", md.version(dist)
     except md.PackageNotFoundError:
@@ -33,6 +31,8 @@ def _package(dist: str) -> tuple[str, str]:
 
 
 def _tcp(host: str, port: int, timeout: float = 0.3) -> bool:
+    import socket
+
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -41,19 +41,32 @@ def _tcp(host: str, port: int, timeout: float = 0.3) -> bool:
 
 
 def collect(check_torch: bool = True) -> list[dict[str, str]]:
+    import importlib.util
+
     from cea.data.readers import sample_data_path
     from cea.model.backbone import describe_backbones
 
     rows: list[dict[str, str]] = []
     for dist, purpose in PACKAGES:
         status, version = _package(dist)
-        rows.append({"kind": "package", "name": dist, "status": status, "detail": version or purpose})
+        rows.append(
+            {"kind": "package", "name": dist, "status": status, "detail": version or purpose}
+        )
     if check_torch and importlib.util.find_spec("torch") is not None:
         import torch
 
         cuda = torch.cuda.is_available()
-        detail = torch.cuda.get_device_name(0) if cuda else "no CUDA device; training runs on the CPU"
-        rows.append({"kind": "device", "name": "cuda", "status": "present" if cuda else "missing", "detail": detail})
+        detail = (
+            torch.cuda.get_device_name(0) if cuda else "no CUDA device; training runs on the CPU"
+        )
+        rows.append(
+            {
+                "kind": "device",
+                "name": "cuda",
+                "status": "present" if cuda else "missing",
+                "detail": detail,
+            }
+        )
     for bb in describe_backbones():
         rows.append({"kind": "backbone", **bb})
     sample = sample_data_path()
@@ -68,7 +81,9 @@ def collect(check_torch: bool = True) -> list[dict[str, str]]:
     wordnet = "missing"
     if importlib.util.find_spec("nltk") is not None:
         wordnet = "unknown (not provisioned by this version)"
-    rows.append({"kind": "resource", "name": "wordnet", "status": wordnet.split()[0], "detail": wordnet})
+    rows.append(
+        {"kind": "resource", "name": "wordnet", "status": wordnet.split()[0], "detail": wordnet}
+    )
     pg = _tcp("127.0.0.1", 5432)
     rows.append(
         {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from cea.errors import NotAvailableYetError
@@ -16,9 +18,9 @@ PLANNED = {
 }
 
 
-def _make(name: str, summary: str) -> object:
+def _make(name: str, summary: str) -> Callable[..., None]:
     def command(
-        args: list[str] | None = typer.Argument(None, hidden=True),  # noqa: B008
+        args: list[str] | None = typer.Argument(None, hidden=True),
     ) -> None:
         raise NotAvailableYetError(f"`cea {name}` is not available yet in this version")
 

@@ -26,7 +26,9 @@ class RichProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[sps]:.0f} samples/s"),
+            TextColumn(
+                "loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[sps]:.0f} samples/s"
+            ),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=err_console,
@@ -47,8 +49,11 @@ class RichProgress:
     def advance(self, task: str, n: int = 1, **fields: Any) -> None:
         if task in self.tasks:
             self.progress.update(
-                self.tasks[task], advance=n, loss=fields.get("loss", 0.0),
-                lr=fields.get("lr", 0.0), sps=fields.get("samples_per_s", 0.0),
+                self.tasks[task],
+                advance=n,
+                loss=fields.get("loss", 0.0),
+                lr=fields.get("lr", 0.0),
+                sps=fields.get("samples_per_s", 0.0),
             )
 
     def event(self, kind: str, payload: dict[str, Any]) -> None:
@@ -63,7 +68,9 @@ class RichProgress:
                 markup=True,
             )
         elif kind == "resume":
-            self.progress.console.print(f"resuming after epoch {payload['epoch']} (step {payload['global_step']})")
+            self.progress.console.print(
+                f"resuming after epoch {payload['epoch']} (step {payload['global_step']})"
+            )
 
     def finish(self, task: str) -> None:
         return None
@@ -82,7 +89,10 @@ class JsonEventsProgress:
         return None
 
     def event(self, kind: str, payload: dict[str, Any]) -> None:
-        self.stream.write(json.dumps({"event": kind, "time": round(time.time(), 3), **payload}, default=str) + "\n")
+        self.stream.write(
+            json.dumps({"event": kind, "time": round(time.time(), 3), **payload}, default=str)
+            + "\n"
+        )
         self.stream.flush()
 
     def finish(self, task: str) -> None:

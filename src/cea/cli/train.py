@@ -22,8 +22,13 @@ def render_metrics(meta: dict[str, Any]) -> Table:
     for lab, lm in m["per_label"].items():
         auprc = "-" if lm["auprc"] is None else f"{lm['auprc']:.3f}"
         table.add_row(
-            lab, str(lm["support"]), f"{lm['precision']:.3f}", f"{lm['recall']:.3f}",
-            f"{lm['f1']:.3f}", auprc, f"{lm['threshold']:.3f}",
+            lab,
+            str(lm["support"]),
+            f"{lm['precision']:.3f}",
+            f"{lm['recall']:.3f}",
+            f"{lm['f1']:.3f}",
+            auprc,
+            f"{lm['threshold']:.3f}",
         )
     macro_auprc = "-" if m["macro_auprc"] is None else f"{m['macro_auprc']:.3f}"
     table.add_section()
@@ -43,8 +48,12 @@ def train(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue a killed run from checkpoints/last.")
     ] = None,
-    run_name: Annotated[str | None, typer.Option("--run-name", help="Name of the run folder.")] = None,
-    runs_dir: Annotated[str | None, typer.Option("--runs-dir", help="Where run folders go.")] = None,
+    run_name: Annotated[
+        str | None, typer.Option("--run-name", help="Name of the run folder.")
+    ] = None,
+    runs_dir: Annotated[
+        str | None, typer.Option("--runs-dir", help="Where run folders go.")
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Number of epochs.")] = None,
     backbone: Annotated[
@@ -52,7 +61,8 @@ def train(
     ] = None,
     data: Annotated[str | None, typer.Option("--data", help="Dataset path (or 'sample').")] = None,
     json_events: Annotated[
-        Path | None, typer.Option("--json-events", help="Write one JSON line per step/epoch ('-' = stdout).")
+        Path | None,
+        typer.Option("--json-events", help="Write one JSON line per step/epoch ('-' = stdout)."),
     ] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -70,8 +80,12 @@ def train(
         run_dir = resume
     else:
         flags = {
-            "output.run_name": run_name, "output.runs_dir": runs_dir, "seed": seed,
-            "train.epochs": epochs, "model.backbone": backbone, "data.path": data,
+            "output.run_name": run_name,
+            "output.runs_dir": runs_dir,
+            "seed": seed,
+            "train.epochs": epochs,
+            "model.backbone": backbone,
+            "data.path": data,
         }
         cfg = load_config(config, overrides or [], flags)
         run_dir = new_run_dir(cfg)
@@ -85,7 +99,11 @@ def train(
         if show_progress():
             sinks.append(stack.enter_context(RichProgress()))
         if json_events is not None:
-            stream = sys.stdout if str(json_events) == "-" else stack.enter_context(json_events.open("a", encoding="utf-8"))
+            stream = (
+                sys.stdout
+                if str(json_events) == "-"
+                else stack.enter_context(json_events.open("a", encoding="utf-8"))
+            )
             sinks.append(JsonEventsProgress(stream))
         info(f"run folder: {run_dir}" + (" (resuming)" if resume else ""))
         summary = run_training(cfg, run_dir, resume=resume is not None, progress=FanOut(*sinks))

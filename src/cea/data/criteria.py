@@ -32,7 +32,9 @@ def load_criteria(path: str | Path | None = None) -> dict[str, str]:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"criteria file {path} is unreadable ({exc.__class__.__name__})") from exc
+            raise ConfigError(
+                f"criteria file {path} is unreadable ({exc.__class__.__name__})"
+            ) from exc
         origin = str(path)
     try:
         data = yaml.safe_load(text)

@@ -51,7 +51,9 @@ def build_sentence_examples(
     by_post: dict[str, list[int]] = {}
     for i, ann in enumerate(dataset.annotations):
         by_post.setdefault(ann.post_id, []).append(i)
-    for post_id in sorted(by_post) if negatives == "annotated" else [p.post_id for p in dataset.posts]:
+    for post_id in (
+        sorted(by_post) if negatives == "annotated" else [p.post_id for p in dataset.posts]
+    ):
         post = posts.get(post_id)
         if post is None or (groups is not None and post.group_id not in groups):
             continue
@@ -85,7 +87,9 @@ def build_sentence_examples(
             for crit in labels:
                 y = 1.0 if (norm, crit) in positive else 0.0
                 out.append(
-                    Example(f"{post_id}:{sid}:{crit}", post_id, post.group_id, text, (y,), crit, sid)
+                    Example(
+                        f"{post_id}:{sid}:{crit}", post_id, post.group_id, text, (y,), crit, sid
+                    )
                 )
     return out
 

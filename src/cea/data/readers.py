@@ -172,7 +172,9 @@ def read_redsm5(
             pid = rec["post_id"].strip()
             text = rec["text"]
             if not pid:
-                posts_col.add("missing_id", "empty post_id; row not used", row=row, column="post_id")
+                posts_col.add(
+                    "missing_id", "empty post_id; row not used", row=row, column="post_id"
+                )
                 continue
             if pid in texts:
                 posts_col.add(
@@ -207,7 +209,9 @@ def read_redsm5(
             status_raw = rec["status"].strip()
             sentence = rec["sentence_text"]
             if not pid or not sid:
-                ann_col.add("missing_id", "empty post_id or sentence_id; row not used", row=row, ids=ids)
+                ann_col.add(
+                    "missing_id", "empty post_id or sentence_id; row not used", row=row, ids=ids
+                )
                 continue
             if pid not in texts:
                 ann_col.add(
@@ -303,10 +307,20 @@ def read_generic(
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    col.add("malformed_line", f"not valid JSON ({exc.msg})", severity="error", row=lineno)
+                    col.add(
+                        "malformed_line",
+                        f"not valid JSON ({exc.msg})",
+                        severity="error",
+                        row=lineno,
+                    )
                     continue
                 if not isinstance(rec, dict):
-                    col.add("malformed_line", "a line must hold a JSON object", severity="error", row=lineno)
+                    col.add(
+                        "malformed_line",
+                        "a line must hold a JSON object",
+                        severity="error",
+                        row=lineno,
+                    )
                     continue
                 missing = [k for k in ("id", "text", "labels") if k not in rec]
                 if missing:
@@ -329,7 +343,12 @@ def read_generic(
             col.add("missing_id", "empty id; record not used", row=row, column="id")
             continue
         if rid in seen:
-            col.add("duplicate_id", f"id already used on line {seen[rid]}; record not used", row=row, ids=ids)
+            col.add(
+                "duplicate_id",
+                f"id already used on line {seen[rid]}; record not used",
+                row=row,
+                ids=ids,
+            )
             continue
         seen[rid] = row
         if not isinstance(body, str) or not body.strip():
@@ -337,7 +356,13 @@ def read_generic(
             continue
         labels = _split_labels(rec.get("labels"))
         if labels is None:
-            col.add("bad_labels", "labels must be a list of strings or a ';'-separated string", row=row, ids=ids, column="labels")
+            col.add(
+                "bad_labels",
+                "labels must be a list of strings or a ';'-separated string",
+                row=row,
+                ids=ids,
+                column="labels",
+            )
             continue
         unknown = [lab for lab in labels if lab not in criteria]
         for lab in unknown:
@@ -364,10 +389,15 @@ def load_dataset(
 ) -> LoadResult:
     where = resolve_data_path(path)
     if not where.exists():
-        raise DataError(f"dataset {where} not found", hint="give data.path=FOLDER (redsm5) or a .jsonl/.csv file")
+        raise DataError(
+            f"dataset {where} not found",
+            hint="give data.path=FOLDER (redsm5) or a .jsonl/.csv file",
+        )
     if fmt == "redsm5":
         if not where.is_dir():
-            raise DataError(f"{where}: the redsm5 format needs a folder with {POSTS_FILE} and {ANNOTATIONS_FILE}")
+            raise DataError(
+                f"{where}: the redsm5 format needs a folder with {POSTS_FILE} and {ANNOTATIONS_FILE}"
+            )
         return read_redsm5(where, criteria, show_text=show_text)
     if where.is_dir():
         raise DataError(f"{where}: the generic format needs a .jsonl or .csv file, not a folder")

@@ -18,8 +18,16 @@ from cea.data.readers import ANNOTATIONS_FILE, POSTS_FILE
 from cea.security.io import atomic_write_text
 
 _WHEN = [
-    "lately", "for weeks now", "since the spring", "most days", "these past months",
-    "every single day", "since I moved", "for a while now", "again this month", "all winter",
+    "lately",
+    "for weeks now",
+    "since the spring",
+    "most days",
+    "these past months",
+    "every single day",
+    "since I moved",
+    "for a while now",
+    "again this month",
+    "all winter",
 ]
 
 POSITIVE: dict[str, list[str]] = {
@@ -105,16 +113,46 @@ POSITIVE: dict[str, list[str]] = {
 }
 
 NEGATIVE: dict[str, list[str]] = {
-    "DEPRESSED_MOOD": ["My mood has actually been pretty good {when}.", "I don't feel sad, just busy."],
-    "ANHEDONIA": ["I still enjoy playing guitar with my friends.", "I love my hobbies as much as ever."],
-    "APPETITE_CHANGE": ["My appetite is normal and I eat regular meals.", "My weight hasn't changed at all."],
-    "SLEEP_ISSUES": ["I sleep fine, about eight hours a night.", "Sleep has never been a problem for me."],
-    "PSYCHOMOTOR": ["I feel calm and move around normally.", "Nobody has noticed anything odd about how I move."],
-    "FATIGUE": ["I have plenty of energy for work and the gym.", "I'm not tired, I go running most mornings."],
-    "WORTHLESSNESS": ["I know I am a good friend and I like who I am.", "I don't blame myself for what happened."],
-    "COGNITIVE_ISSUES": ["I can focus on my studies without trouble.", "My memory and concentration are fine."],
-    "SUICIDAL_THOUGHTS": ["I have never thought about hurting myself.", "I would never end my life, I want to live."],
-    "SPECIAL_CASE": ["Nobody close to me has died recently.", "I have never had days where I felt unstoppable."],
+    "DEPRESSED_MOOD": [
+        "My mood has actually been pretty good {when}.",
+        "I don't feel sad, just busy.",
+    ],
+    "ANHEDONIA": [
+        "I still enjoy playing guitar with my friends.",
+        "I love my hobbies as much as ever.",
+    ],
+    "APPETITE_CHANGE": [
+        "My appetite is normal and I eat regular meals.",
+        "My weight hasn't changed at all.",
+    ],
+    "SLEEP_ISSUES": [
+        "I sleep fine, about eight hours a night.",
+        "Sleep has never been a problem for me.",
+    ],
+    "PSYCHOMOTOR": [
+        "I feel calm and move around normally.",
+        "Nobody has noticed anything odd about how I move.",
+    ],
+    "FATIGUE": [
+        "I have plenty of energy for work and the gym.",
+        "I'm not tired, I go running most mornings.",
+    ],
+    "WORTHLESSNESS": [
+        "I know I am a good friend and I like who I am.",
+        "I don't blame myself for what happened.",
+    ],
+    "COGNITIVE_ISSUES": [
+        "I can focus on my studies without trouble.",
+        "My memory and concentration are fine.",
+    ],
+    "SUICIDAL_THOUGHTS": [
+        "I have never thought about hurting myself.",
+        "I would never end my life, I want to live.",
+    ],
+    "SPECIAL_CASE": [
+        "Nobody close to me has died recently.",
+        "I have never had days where I felt unstoppable.",
+    ],
 }
 
 FILLER = [
@@ -188,7 +226,9 @@ def generate_sample(n_posts: int, seed: int) -> tuple[list[tuple[str, str]], lis
         chosen = set(rng.sample(LABELS, n_symptoms))
         if not symptom_free and i < len(LABELS):
             chosen.add(LABELS[i])
-        negated = set(rng.sample([lab for lab in LABELS if lab not in chosen], rng.choice([0, 1, 1, 2])))
+        negated = set(
+            rng.sample([lab for lab in LABELS if lab not in chosen], rng.choice([0, 1, 1, 2]))
+        )
         sentences: list[tuple[str, str | None, int | None]] = []
         for lab in chosen:
             for tmpl in rng.sample(POSITIVE[lab], rng.choice([1, 1, 2])):
@@ -212,10 +252,10 @@ def generate_sample(n_posts: int, seed: int) -> tuple[list[tuple[str, str]], lis
         if rng.random() < 0.6:
             sentences.append((rng.choice(CLOSERS), None, None))
         text_parts: list[str] = []
-        for j, (sent, lab, status) in enumerate(sentences):
+        for j, (sent, label, status) in enumerate(sentences):
             text_parts.append(sent)
-            if lab is not None and status is not None:
-                rows.append([pid, f"{pid}_{j}", sent, lab, str(status), ""])
+            if label is not None and status is not None:
+                rows.append([pid, f"{pid}_{j}", sent, label, str(status), ""])
         # paragraph breaks now and then, as in real posts
         text = ""
         for j, part in enumerate(text_parts):

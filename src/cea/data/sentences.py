@@ -10,8 +10,42 @@ import re
 from dataclasses import dataclass
 
 _ABBREVIATIONS = frozenset(
-    "dr mr mrs ms prof sr jr st vs etc e.g i.e approx dept est fig inc ltd no mt jan feb mar apr "
-    "jun jul aug sep sept oct nov dec mg ml".split()
+    [
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "approx",
+        "dept",
+        "est",
+        "fig",
+        "inc",
+        "ltd",
+        "no",
+        "mt",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "mg",
+        "ml",
+    ]
 )
 # A candidate boundary: terminal punctuation (and closing quotes/brackets) followed by space, or
 # a blank line / line break.
@@ -47,8 +81,9 @@ def split_sentences(text: str) -> list[Sentence]:
         start = end
     spans.append((start, len(text)))
     out: list[Sentence] = []
-    for s, e in spans:
+    for begin, finish in spans:
         # trim whitespace but keep exact offsets into the original text
+        s, e = begin, finish
         while s < e and text[s].isspace():
             s += 1
         while e > s and text[e - 1].isspace():

@@ -46,7 +46,7 @@ def _allocate(n: int, fractions: list[float]) -> list[int]:
     """Largest-remainder allocation of n items to fractions."""
     raw = [n * f for f in fractions]
     counts = [int(r) for r in raw]
-    order = sorted(range(len(raw)), key=lambda i: (raw[i] - counts[i]), reverse=True)
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)
     for i in order[: n - sum(counts)]:
         counts[i] += 1
     return counts
@@ -58,7 +58,9 @@ def make_split(dataset: Dataset, fractions: dict[str, float], seed: int) -> Spli
     for post in dataset.posts:
         group_labels[post.group_id] |= set(post.labels)
     if len(group_labels) < len(names):
-        raise DataError(f"{dataset.source}: {len(group_labels)} groups cannot fill {len(names)} splits")
+        raise DataError(
+            f"{dataset.source}: {len(group_labels)} groups cannot fill {len(names)} splits"
+        )
     freq = Counter(lab for labs in group_labels.values() for lab in labs)
     strata: dict[str, list[str]] = defaultdict(list)
     for gid in sorted(group_labels):

@@ -87,8 +87,15 @@ def compute_metrics(
         auroc = _r(float(roc_auc_score(y, p))) if both else None
         per.append(
             LabelMetrics(
-                name, int(y.sum()), int(mask.sum()), _r(precision), _r(recall), _r(f1),
-                _r(float(thr[c])), auprc, auroc,
+                name,
+                int(y.sum()),
+                int(mask.sum()),
+                _r(precision),
+                _r(recall),
+                _r(f1),
+                _r(float(thr[c])),
+                auprc,
+                auroc,
             )
         )
     scored = [m for m in per if m.n > 0]

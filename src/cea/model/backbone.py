@@ -12,7 +12,12 @@ from pathlib import Path
 
 from cea.errors import MissingResourceError
 
-MINILM_NAMES = ("minilm", "all-minilm-l6-v2", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+MINILM_NAMES = (
+    "minilm",
+    "all-minilm-l6-v2",
+    "all-MiniLM-L6-v2",
+    "sentence-transformers/all-MiniLM-L6-v2",
+)
 TINY_NAMES = ("tiny",)
 
 
@@ -63,7 +68,9 @@ def describe_backbones() -> list[dict[str, str]]:
     try:
         path = packaged_minilm_path()
         ok = (path / "model.safetensors").is_file()
-        rows.append({"name": "minilm", "status": "present" if ok else "broken", "detail": str(path)})
+        rows.append(
+            {"name": "minilm", "status": "present" if ok else "broken", "detail": str(path)}
+        )
     except MissingResourceError as exc:
         rows.append({"name": "minilm", "status": "missing", "detail": exc.message})
     rows.append({"name": "tiny", "status": "present", "detail": "built on demand (random weights)"})

@@ -13,8 +13,8 @@ def quiet_transformers() -> None:
     """No download/progress chatter from transformers: cea has its own progress."""
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def load_tokenizer(spec: str | Backbone) -> Any:
@@ -25,7 +25,9 @@ def load_tokenizer(spec: str | Backbone) -> Any:
     try:
         return AutoTokenizer.from_pretrained(str(bb.path), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise MissingResourceError(f"cannot load a tokenizer from {bb.path} ({exc.__class__.__name__})") from exc
+        raise MissingResourceError(
+            f"cannot load a tokenizer from {bb.path} ({exc.__class__.__name__})"
+        ) from exc
 
 
 def build_model(
@@ -61,7 +63,9 @@ def build_model(
             str(backbone.path), config=config, local_files_only=True
         )
     except (OSError, ValueError) as exc:
-        raise MissingResourceError(f"cannot load model weights from {backbone.path} ({exc})") from exc
+        raise MissingResourceError(
+            f"cannot load model weights from {backbone.path} ({exc})"
+        ) from exc
 
 
 def load_trained(run_dir: Path) -> tuple[Any, Any]:

@@ -9,15 +9,123 @@ import string
 from pathlib import Path
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-_WORDS = (
-    "i me my you the a an and or but not never no to of in on at for with is am are was were be "
-    "been have has had do does did can can't cannot don't won't just so very all every day days "
-    "night week weeks month months year feel feeling felt sad empty hopeless down low cry numb "
-    "enjoy fun pleasure hobbies interest eat eating appetite food weight meals sleep sleeping awake "
-    "insomnia tired exhausted energy drained slow restless pacing worthless failure guilt blame "
-    "hate burden concentrate focus decisions foggy forget thoughts death die dying life end kill "
-    "suicide grief died passed mood work job friends family doctor person has trouble thinking"
-).split()
+_WORDS = [
+    "i",
+    "me",
+    "my",
+    "you",
+    "the",
+    "a",
+    "an",
+    "and",
+    "or",
+    "but",
+    "not",
+    "never",
+    "no",
+    "to",
+    "of",
+    "in",
+    "on",
+    "at",
+    "for",
+    "with",
+    "is",
+    "am",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "have",
+    "has",
+    "had",
+    "do",
+    "does",
+    "did",
+    "can",
+    "can't",
+    "cannot",
+    "don't",
+    "won't",
+    "just",
+    "so",
+    "very",
+    "all",
+    "every",
+    "day",
+    "days",
+    "night",
+    "week",
+    "weeks",
+    "month",
+    "months",
+    "year",
+    "feel",
+    "feeling",
+    "felt",
+    "sad",
+    "empty",
+    "hopeless",
+    "down",
+    "low",
+    "cry",
+    "numb",
+    "enjoy",
+    "fun",
+    "pleasure",
+    "hobbies",
+    "interest",
+    "eat",
+    "eating",
+    "appetite",
+    "food",
+    "weight",
+    "meals",
+    "sleep",
+    "sleeping",
+    "awake",
+    "insomnia",
+    "tired",
+    "exhausted",
+    "energy",
+    "drained",
+    "slow",
+    "restless",
+    "pacing",
+    "worthless",
+    "failure",
+    "guilt",
+    "blame",
+    "hate",
+    "burden",
+    "concentrate",
+    "focus",
+    "decisions",
+    "foggy",
+    "forget",
+    "thoughts",
+    "death",
+    "die",
+    "dying",
+    "life",
+    "end",
+    "kill",
+    "suicide",
+    "grief",
+    "died",
+    "passed",
+    "mood",
+    "work",
+    "job",
+    "friends",
+    "family",
+    "doctor",
+    "person",
+    "has",
+    "trouble",
+    "thinking",
+]
 
 
 def build_tiny_bert(target: Path, *, seed: int = 0) -> Path:
@@ -33,7 +141,12 @@ def build_tiny_bert(target: Path, *, seed: int = 0) -> Path:
     if (target / "model.safetensors").is_file() and (target / "vocab.txt").is_file():
         return target
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = _SPECIAL + sorted(set(_WORDS)) + chars + [f"##{c}" for c in string.ascii_lowercase + string.digits]
+    vocab = (
+        _SPECIAL
+        + sorted(set(_WORDS))
+        + chars
+        + [f"##{c}" for c in string.ascii_lowercase + string.digits]
+    )
     ordered = list(dict.fromkeys(vocab))
     tokenizer = BertTokenizer(vocab={tok: i for i, tok in enumerate(ordered)}, do_lower_case=True)
     config = BertConfig(

@@ -73,8 +73,9 @@ def atomic_write_text(target: Path, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
 
 
-def atomic_write_json(target: Path, obj: Any) -> None:
-    atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+def atomic_write_json(target: Path, obj: Any, *, sort_keys: bool = True) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys, ensure_ascii=False)
+    atomic_write_text(target, text + "\n")
 
 
 def move_tree_atomically(src_dir: Path, dest_dir: Path) -> list[Path]:

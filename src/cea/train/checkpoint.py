@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -27,10 +27,16 @@ FORMAT_VERSION = 1
 
 def capture_rng() -> dict[str, Any]:
     py = random.getstate()
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
     return {
         "python": [py[0], list(py[1]), py[2]],
-        "numpy": [str(np_state[0]), [int(x) for x in np_state[1]], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            str(np_state[0]),
+            [int(x) for x in np_state[1]],
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -40,7 +46,9 @@ def restore_rng(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((int(py[0]), tuple(int(x) for x in py[1]), py[2]))
     kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    np.random.set_state(
+        (kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached))
+    )
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -115,11 +123,15 @@ def load_weights(folder: Path, model: torch.nn.Module) -> None:
     try:
         tensors = load_file(str(folder / WEIGHTS_FILE))
     except Exception as exc:  # safetensors raises its own error types on malformed headers
-        raise IntegrityError(f"{folder / WEIGHTS_FILE}: not a valid safetensors file ({exc.__class__.__name__})") from exc
+        raise IntegrityError(
+            f"{folder / WEIGHTS_FILE}: not a valid safetensors file ({exc.__class__.__name__})"
+        ) from exc
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     tied = {k for k in missing if k.endswith("decoder.weight") or k.endswith("lm_head.weight")}
     if set(missing) - tied or unexpected:
-        raise IntegrityError(f"{folder / WEIGHTS_FILE}: weights do not match the model ({len(missing)} missing, {len(unexpected)} unexpected)")
+        raise IntegrityError(
+            f"{folder / WEIGHTS_FILE}: weights do not match the model ({len(missing)} missing, {len(unexpected)} unexpected)"
+        )
 
 
 def load_trainer_state(folder: Path) -> dict[str, Any]:
@@ -137,5 +149,7 @@ def load_trainer_state(folder: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise IntegrityError(f"{path}: unknown trainer state format")
     if state.get("weights_sha256") != sha256_file(folder / WEIGHTS_FILE):
-        raise IntegrityError(f"{folder / WEIGHTS_FILE}: does not match the sha256 recorded in {STATE_FILE}")
+        raise IntegrityError(
+            f"{folder / WEIGHTS_FILE}: does not match the sha256 recorded in {STATE_FILE}"
+        )
     return state

@@ -8,6 +8,7 @@ sentence), truncating only the sentence.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -61,12 +62,11 @@ def featurize(
     for start in range(0, len(examples), batch):
         part = examples[start : start + batch]
         if pair:
-            assert descriptions is not None
-            firsts = [descriptions[e.criterion or ""] for e in part]
+            firsts = [(descriptions or {})[e.criterion or ""] for e in part]
             enc = tokenizer(
                 firsts,
                 [e.text for e in part],
-                truncation="only_second",
+                truncation="longest_first",  # "only_second" fails when a description alone is too long
                 max_length=max_length,
                 return_overflowing_tokens=False,
             )
@@ -215,5 +215,5 @@ class BucketBatchSampler(Sampler[list[int]]):
         return iter(self._batches())
 
     def __len__(self) -> int:
-        n = -(-len(self.lengths) // self.batch_size)
-        return -(-n // self.num_replicas)
+        n = math.ceil(len(self.lengths) / self.batch_size)
+        return math.ceil(n / self.num_replicas)

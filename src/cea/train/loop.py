@@ -94,11 +94,14 @@ def resolve_device(choice: str, dist: DistContext) -> torch.device:
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(p)
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(
+            p
+        )
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -121,7 +124,11 @@ def pos_weights(features: Features, n_labels: int, pair: bool, cap: float) -> to
 
 
 def _loss(
-    logits: torch.Tensor, labels: torch.Tensor, crit: torch.Tensor, pw: torch.Tensor | None, pair: bool
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    crit: torch.Tensor,
+    pw: torch.Tensor | None,
+    pair: bool,
 ) -> torch.Tensor:
     weight = None
     if pw is not None:
@@ -136,7 +143,9 @@ def _autocast(device: torch.device, enabled: bool) -> Any:
     return torch.autocast("cpu", enabled=False)
 
 
-def _model_inputs(batch: dict[str, torch.Tensor], device: torch.device, use_types: bool) -> dict[str, torch.Tensor]:
+def _model_inputs(
+    batch: dict[str, torch.Tensor], device: torch.device, use_types: bool
+) -> dict[str, torch.Tensor]:
     inputs = {
         "input_ids": batch["input_ids"].to(device, non_blocking=True),
         "attention_mask": batch["attention_mask"].to(device, non_blocking=True),
@@ -203,7 +212,9 @@ def predict(
     return Predictions(crit, target, prob, example_prob, loss_sum / max(loss_n, 1))
 
 
-def score(pred: Predictions, labels: tuple[str, ...], thresholds: np.ndarray | None = None) -> MetricReport:
+def score(
+    pred: Predictions, labels: tuple[str, ...], thresholds: np.ndarray | None = None
+) -> MetricReport:
     return compute_metrics(pred.crit, pred.target, pred.prob, labels, thresholds, loss=pred.loss)
 
 
@@ -250,8 +261,12 @@ def fit(
     # one logical batch size: each rank takes batch_size / world_size rows
     per_rank = max(1, tc.batch_size // dist.world_size)
     sampler = BucketBatchSampler(
-        train_features.lengths(), per_rank, seed=config.seed, bucket=tc.bucket_by_length,
-        rank=dist.rank, num_replicas=dist.world_size,
+        train_features.lengths(),
+        per_rank,
+        seed=config.seed,
+        bucket=tc.bucket_by_length,
+        rank=dist.rank,
+        num_replicas=dist.world_size,
     )
     generator = torch.Generator()
     generator.manual_seed(config.seed)
@@ -271,14 +286,14 @@ def fit(
     if tc.max_steps is not None:
         total_steps = min(total_steps, tc.max_steps)
     scheduler = build_scheduler(
-        optimizer, kind=tc.schedule, total_steps=total_steps,
-        warmup_steps=int(round(tc.warmup_ratio * total_steps)),
+        optimizer,
+        kind=tc.schedule,
+        total_steps=total_steps,
+        warmup_steps=round(tc.warmup_ratio * total_steps),
     )
     use_amp = tc.amp and device.type == "cuda"
     scaler = (
-        torch.amp.GradScaler("cuda")
-        if use_amp and not torch.cuda.is_bf16_supported()
-        else None
+        torch.amp.GradScaler("cuda") if use_amp and not torch.cuda.is_bf16_supported() else None
     )
     pw = (
         pos_weights(train_features, len(labels), pair, tc.max_pos_weight).to(device)
@@ -324,9 +339,8 @@ def fit(
         epoch_start = time.perf_counter()
         loss_sum, loss_n, wait_sum = 0.0, 0, 0.0
         optimizer.zero_grad(set_to_none=True)
-        micro = 0
         t_wait = time.perf_counter()
-        for batch in loader:
+        for micro, batch in enumerate(loader, start=1):
             wait = time.perf_counter() - t_wait
             wait_sum += wait
             t_step = time.perf_counter()
@@ -334,8 +348,10 @@ def fit(
                 logits = net(**_model_inputs(batch, device, use_types)).logits
             loss = _loss(logits, batch["labels"].to(device), batch["crit"].to(device), pw, pair)
             scaled = loss / tc.grad_accum
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
-            micro += 1
+            if scaler is not None:
+                scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
+            else:
+                scaled.backward()  # type: ignore[no-untyped-call]
             n_rows = len(batch["row"])
             loss_sum += float(loss.detach()) * n_rows
             loss_n += n_rows
@@ -359,15 +375,22 @@ def fit(
             train_seconds += wait + step_time
             lr = scheduler.get_last_lr()[0]
             progress.advance(
-                f"epoch {epoch + 1}/{tc.epochs}", 1, loss=float(loss.detach()), lr=lr,
+                f"epoch {epoch + 1}/{tc.epochs}",
+                1,
+                loss=float(loss.detach()),
+                lr=lr,
                 samples_per_s=rows_global / max(step_time + wait, 1e-9),
             )
             progress.event(
                 "step",
                 {
-                    "epoch": epoch + 1, "step": global_step, "loss": round(float(loss.detach()), 6),
-                    "lr": lr, "samples_per_s": round(rows_global / max(step_time + wait, 1e-9), 2),
-                    "data_wait_s": round(wait, 6), "step_s": round(step_time, 6),
+                    "epoch": epoch + 1,
+                    "step": global_step,
+                    "loss": round(float(loss.detach()), 6),
+                    "lr": lr,
+                    "samples_per_s": round(rows_global / max(step_time + wait, 1e-9), 2),
+                    "data_wait_s": round(wait, 6),
+                    "step_s": round(step_time, 6),
                 },
             )
             if tc.max_steps is not None and global_step >= tc.max_steps:
@@ -378,8 +401,14 @@ def fit(
         # ---- evaluate ----------------------------------------------------------------------
         val = score(
             predict(
-                model, val_features, device=device, batch_size=tc.eval_batch_size, pair=pair,
-                n_outputs=n_outputs, aggregate=config.model.chunking.aggregate, amp=use_amp,
+                model,
+                val_features,
+                device=device,
+                batch_size=tc.eval_batch_size,
+                pair=pair,
+                n_outputs=n_outputs,
+                aggregate=config.model.chunking.aggregate,
+                amp=use_amp,
                 pad_id=pad_id,
             ),
             labels,
@@ -412,12 +441,20 @@ def fit(
             if improved:
                 save_weights(ckpt_dir / "best", model)
             save_checkpoint(
-                ckpt_dir / "last", model, optimizer, scheduler,
+                ckpt_dir / "last",
+                model,
+                optimizer,
+                scheduler,
                 {
-                    "epoch": epoch + 1, "global_step": global_step,
-                    "best_metric": best_metric, "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs, "stopped": stopped, "history": history,
-                    "train_seconds": train_seconds, "train_samples": train_samples,
+                    "epoch": epoch + 1,
+                    "global_step": global_step,
+                    "best_metric": best_metric,
+                    "best_epoch": best_epoch,
+                    "bad_epochs": bad_epochs,
+                    "stopped": stopped,
+                    "history": history,
+                    "train_seconds": train_seconds,
+                    "train_samples": train_samples,
                 },
                 scaler,
             )

@@ -66,7 +66,9 @@ def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> Pr
     ds = result.dataset
     if config.task.level == "sentence" and ds.format != "redsm5":
         raise ConfigError("task.level=sentence needs sentence annotations (the redsm5 format)")
-    split_path = split_override or (Path(config.data.split_file) if config.data.split_file else None)
+    split_path = split_override or (
+        Path(config.data.split_file) if config.data.split_file else None
+    )
     split = (
         load_split(split_path, ds)
         if split_path
@@ -75,11 +77,17 @@ def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> Pr
     examples: dict[str, list[Example]] = {}
     for name, gids in split.groups.items():
         examples[name] = build_examples(
-            ds, level=config.task.level, labels=labels, negatives=config.task.negatives, groups=set(gids)
+            ds,
+            level=config.task.level,
+            labels=labels,
+            negatives=config.task.negatives,
+            groups=set(gids),
         )
     for name in ("train", "validation"):
         if not examples.get(name):
-            raise DataError(f"the {name} split has no examples for task {config.task.name}/{config.task.level}")
+            raise DataError(
+                f"the {name} split has no examples for task {config.task.name}/{config.task.level}"
+            )
     return PreparedData(ds, split, labels, criteria, examples, len(result.warnings))
 
 
@@ -146,9 +154,14 @@ def run_training(
     ch = config.model.chunking
     feats = {
         name: featurize(
-            exs, tokenizer, max_length=config.model.max_length, labels=data.labels,
+            exs,
+            tokenizer,
+            max_length=config.model.max_length,
+            labels=data.labels,
             descriptions=data.descriptions if pair else None,
-            chunking=ch.enabled and not pair, stride=ch.stride, max_chunks=ch.max_chunks,
+            chunking=ch.enabled and not pair,
+            stride=ch.stride,
+            max_chunks=ch.max_chunks,
         )
         for name, exs in data.examples.items()
     }
@@ -162,18 +175,31 @@ def run_training(
         }
         for name, f in feats.items()
     }
-    progress.event("data", {"examples": {k: len(v) for k, v in data.examples.items()}, "truncation": truncation})
+    progress.event(
+        "data",
+        {"examples": {k: len(v) for k, v in data.examples.items()}, "truncation": truncation},
+    )
     if dist.is_main and not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        atomic_write_text(
+            run_dir / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+        )
         save_split(data.split, run_dir / SPLIT_FILE)
     seed_everything(config.seed)
     model = build_model(backbone, labels=data.labels, pair=pair, dropout=config.model.dropout)
     pad_id = int(tokenizer.pad_token_id or 0)
     result = fit(
-        model, config, train_features=feats["train"], val_features=feats["validation"],
-        labels=data.labels, pair=pair, run_dir=run_dir, resume=resume, progress=progress,
-        dist=dist, pad_id=pad_id,
+        model,
+        config,
+        train_features=feats["train"],
+        val_features=feats["validation"],
+        labels=data.labels,
+        pair=pair,
+        run_dir=run_dir,
+        resume=resume,
+        progress=progress,
+        dist=dist,
+        pad_id=pad_id,
     )
 
     # ---- final evaluation: thresholds tuned on validation, applied to test --------------------
@@ -182,8 +208,14 @@ def run_training(
 
     def _pred(name: str) -> Any:
         return predict(
-            model, feats[name], device=device, batch_size=config.train.eval_batch_size, pair=pair,
-            n_outputs=n_out, aggregate=ch.aggregate, pad_id=pad_id,
+            model,
+            feats[name],
+            device=device,
+            batch_size=config.train.eval_batch_size,
+            pair=pair,
+            n_outputs=n_out,
+            aggregate=ch.aggregate,
+            pad_id=pad_id,
         )
 
     val_pred = _pred("validation")
@@ -201,7 +233,9 @@ def run_training(
         "pair_encoding": pair,
         "max_length": config.model.max_length,
         "chunking": ch.model_dump(mode="json"),
-        "thresholds": {lab: float(round(t, 6)) for lab, t in zip(data.labels, thresholds, strict=True)},
+        "thresholds": {
+            lab: float(round(t, 6)) for lab, t in zip(data.labels, thresholds, strict=True)
+        },
         "metrics": metrics,
         "final_split": final_split,
         "history": result.history,
@@ -230,7 +264,9 @@ def run_training(
         move_tree_atomically(stage, run_dir)
         shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(tmp_backbone, ignore_errors=True)
-        atomic_write_json(run_dir / META_FILE, meta)
+        atomic_write_json(run_dir / META_FILE, meta, sort_keys=False)  # label order matters
         write_manifest(run_dir)
-    progress.event("done", {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - started, 2)})
+    progress.event(
+        "done", {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - started, 2)}
+    )
     return TrainSummary(run_dir, meta)
