@@ -14,7 +14,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --no-input
 OFFLINE_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 TEST_CMD := $(OFFLINE_ENV) $(PY) -m pytest --cov=cea --cov-report=term-missing:skip-covered --cov-fail-under=85 -q
 
-.PHONY: install install-dev demo test test-fast lint format lock clean
+.PHONY: install demo test test-fast lint format lock clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,3 +57,6 @@ lock:
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage
+
+bench:
+	$(OFFLINE_ENV) $(PY) -m pytest benchmarks -q --benchmark-only -p no:cacheprovider

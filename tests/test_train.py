@@ -326,3 +326,39 @@ def test_resume_refuses_pickled_code_in_state(
     res = cli("train", "--resume", str(run))
     assert res.exit_code == 8
     assert not marker.exists()
+
+
+def test_crash_between_renames_falls_back_to_old_checkpoint(trained_run, tmp_path: Path) -> None:
+    import shutil
+
+    from cea.train.checkpoint import load_trainer_state, resolve_checkpoint
+
+    ckpts = tmp_path / "checkpoints"
+    shutil.copytree(trained_run.run_dir / "checkpoints", ckpts)
+    (ckpts / "last").rename(ckpts / ".last.old")  # killed after the first rename
+    folder = resolve_checkpoint(ckpts / "last")
+    assert folder.name == ".last.old"
+    assert load_trainer_state(folder)["trainer"]["epoch"] == 2
+
+
+def test_cli_plain_progress_when_not_a_terminal(
+    tiny_backbone: Path, small_sample: Path, tmp_path: Path, cli
+) -> None:
+    res = cli(
+        "train",
+        "--config",
+        "tiny",
+        "--backbone",
+        str(tiny_backbone),
+        "--data",
+        str(small_sample),
+        "--runs-dir",
+        str(tmp_path),
+        "--run-name",
+        "plain",
+        "train.epochs=2",
+    )
+    assert res.exit_code == 0, res.stderr
+    assert "epoch 1: train loss" in res.stderr and "epoch 2: train loss" in res.stderr
+    assert "data: train" in res.stderr and "truncated" in res.stderr
+    assert "macro" in res.stdout and "DEPRESSED_MOOD" in res.stdout

@@ -16,6 +16,7 @@ from rich.progress import (
 )
 
 from cea.cli._common import err_console
+from cea.progress import NullProgress
 
 
 class RichProgress:
@@ -58,15 +59,9 @@ class RichProgress:
 
     def event(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "epoch":
-            f1 = payload.get("val_macro_f1")
-            auprc = payload.get("val_macro_auprc")
-            self.progress.console.print(
-                f"epoch {payload['epoch']}: train loss {payload['train_loss']:.4f}, "
-                f"val loss {payload['val_loss']:.4f}, val macro-F1 {f1:.3f}, "
-                f"val macro-AUPRC {auprc if auprc is None else round(auprc, 3)}"
-                + ("  [green]best[/]" if payload.get("improved") else ""),
-                markup=True,
-            )
+            self.progress.console.print(_epoch_line(payload), highlight=False)
+        elif kind == "data":
+            self.progress.console.print(_data_line(payload), highlight=False)
         elif kind == "resume":
             self.progress.console.print(
                 f"resuming after epoch {payload['epoch']} (step {payload['global_step']})"
@@ -74,6 +69,40 @@ class RichProgress:
 
     def finish(self, task: str) -> None:
         return None
+
+
+def _epoch_line(payload: dict[str, Any]) -> str:
+    auprc = payload.get("val_macro_auprc")
+    return (
+        f"epoch {payload['epoch']}: train loss {payload['train_loss']:.4f}, "
+        f"val loss {payload['val_loss']:.4f}, val macro-F1 {payload['val_macro_f1']:.3f}, "
+        f"val macro-AUPRC {'-' if auprc is None else f'{auprc:.3f}'} "
+        f"({payload['duration_s']:.1f} s)" + ("  best" if payload.get("improved") else "")
+    )
+
+
+def _data_line(payload: dict[str, Any]) -> str:
+    parts = []
+    for name, t in payload["truncation"].items():
+        parts.append(
+            f"{name} {t['examples']} examples -> {t['rows']} inputs"
+            f" ({t['chunked']} chunked, {t['truncated']} truncated = {t['truncated_share']:.1%})"
+        )
+    warn = payload.get("warnings", 0)
+    tail = f" — {warn} data warnings, see `cea data validate`" if warn else ""
+    return "data: " + "; ".join(parts) + tail
+
+
+class PlainProgress(NullProgress):
+    """Not a terminal (CI logs, pipes): one line per epoch on stderr, no bars."""
+
+    def event(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "epoch":
+            err_console.print(_epoch_line(payload), highlight=False)
+        elif kind == "data":
+            err_console.print(_data_line(payload), highlight=False)
+        elif kind == "resume":
+            err_console.print(f"resuming after epoch {payload['epoch']}", highlight=False)
 
 
 class JsonEventsProgress:

@@ -92,12 +92,14 @@ def train(
     if json_events is not None and str(json_events) == "-" and mode.json:
         raise UsageError("--json-events - and --json both want stdout; give --json-events a file")
 
-    from cea.cli.progress import FanOut, JsonEventsProgress, RichProgress
+    from cea.cli.progress import FanOut, JsonEventsProgress, PlainProgress, RichProgress
 
     with ExitStack() as stack:
         sinks: list[Any] = []
         if show_progress():
             sinks.append(stack.enter_context(RichProgress()))
+        elif not (mode.json or mode.quiet):
+            sinks.append(PlainProgress())
         if json_events is not None:
             stream = (
                 sys.stdout

@@ -8,6 +8,7 @@ either the old checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -67,6 +68,39 @@ def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def _staging(folder: Path) -> Path:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
+    """fsync the staged files, then replace `folder` by `tmp` with renames.
+
+    A crash between the two renames leaves `.NAME.old` and no `NAME`: `resolve_checkpoint`
+    falls back to it, so there is always one complete checkpoint.
+    """
+    for item in tmp.iterdir():
+        with item.open("rb") as fh:
+            os.fsync(fh.fileno())
+    old = folder.parent / f".{folder.name}.old"
+    if old.exists() and folder.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def resolve_checkpoint(folder: Path) -> Path:
+    old = folder.parent / f".{folder.name}.old"
+    return old if not folder.exists() and old.is_dir() else folder
+
+
 def save_checkpoint(
     folder: Path,
     model: torch.nn.Module,
@@ -75,11 +109,7 @@ def save_checkpoint(
     trainer: dict[str, Any],
     scaler: Any | None = None,
 ) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp = _staging(folder)
     save_file(state_dict_for_save(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
     state = {
         "format_version": FORMAT_VERSION,
@@ -91,32 +121,14 @@ def save_checkpoint(
         "weights_sha256": sha256_file(tmp / WEIGHTS_FILE),
     }
     torch.save(state, tmp / STATE_FILE)
-    old = folder.parent / f".{folder.name}.old"
-    if old.exists():
-        shutil.rmtree(old)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    if old.exists():
-        shutil.rmtree(old)
+    _swap_in(tmp, folder)
 
 
 def save_weights(folder: Path, model: torch.nn.Module) -> None:
     """Weights only (the best model so far), same atomic folder swap."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp = _staging(folder)
     save_file(state_dict_for_save(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-    old = folder.parent / f".{folder.name}.old"
-    if old.exists():
-        shutil.rmtree(old)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    if old.exists():
-        shutil.rmtree(old)
+    _swap_in(tmp, folder)
 
 
 def load_weights(folder: Path, model: torch.nn.Module) -> None:

@@ -26,6 +26,7 @@ from cea.progress import NullProgress, ProgressSink
 from cea.train.checkpoint import (
     load_trainer_state,
     load_weights,
+    resolve_checkpoint,
     restore_rng,
     save_checkpoint,
     save_weights,
@@ -106,6 +107,17 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def build_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, fused where the build supports it: on 2 CPU cores the fused step of MiniLM takes
+    ~15 ms against ~110 ms for the default per-parameter loop (benchmarks/trainer_comparison.py).
+    """
+    groups = _param_groups(model, weight_decay)
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # pragma: no cover - builds without fused kernels
+        return torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, foreach=True)
 
 
 def pos_weights(features: Features, n_labels: int, pair: bool, cap: float) -> torch.Tensor:
@@ -280,7 +292,7 @@ def fit(
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
-    optimizer = torch.optim.AdamW(_param_groups(model, tc.weight_decay), lr=tc.lr)
+    optimizer = build_optimizer(model, lr=tc.lr, weight_decay=tc.weight_decay)
     steps_per_epoch = math.ceil(len(sampler) / tc.grad_accum)
     total_steps = steps_per_epoch * tc.epochs
     if tc.max_steps is not None:
@@ -313,8 +325,9 @@ def fit(
     train_samples = 0
 
     if resume:
-        state = load_trainer_state(ckpt_dir / "last")
-        load_weights(ckpt_dir / "last", model)
+        last = resolve_checkpoint(ckpt_dir / "last")
+        state = load_trainer_state(last)
+        load_weights(last, model)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
@@ -463,8 +476,9 @@ def fit(
             torch.distributed.barrier()
 
     # ---- cleanup: the best weights go back into the model ----------------------------------
-    if (ckpt_dir / "best").is_dir():
-        load_weights(ckpt_dir / "best", model)
+    best = resolve_checkpoint(ckpt_dir / "best")
+    if best.is_dir():
+        load_weights(best, model)
     return FitResult(
         history=history,
         best_epoch=best_epoch,

@@ -121,7 +121,9 @@ def read_run_config(run_dir: Path) -> CeaConfig:
         raise UsageError(f"{run_dir} is not a cea run folder (no {CONFIG_FILE})")
     if (run_dir / MANIFEST_NAME).is_file():
         raise UsageError(f"run {run_dir} is already complete; training outputs are immutable")
-    if not (run_dir / "checkpoints" / "last").is_dir():
+    from cea.train.checkpoint import resolve_checkpoint
+
+    if not resolve_checkpoint(run_dir / "checkpoints" / "last").is_dir():
         raise UsageError(f"run {run_dir} has no checkpoint to resume from (checkpoints/last)")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return CeaConfig.model_validate(data)
@@ -148,8 +150,8 @@ def run_training(
     data = prepare_data(config, split_override=split_file)
     pair = config.task.level == "sentence"
     seed_everything(config.seed)
-    tmp_backbone = run_dir / ".backbone"
-    backbone = resolve_backbone(config.model.backbone, cache_dir=tmp_backbone, seed=config.seed)
+    # "tiny" is built in a temporary folder (deterministic per seed) and removed at the end
+    backbone = resolve_backbone(config.model.backbone, seed=config.seed)
     tokenizer = load_tokenizer(backbone)
     ch = config.model.chunking
     feats = {
@@ -177,7 +179,11 @@ def run_training(
     }
     progress.event(
         "data",
-        {"examples": {k: len(v) for k, v in data.examples.items()}, "truncation": truncation},
+        {
+            "examples": {k: len(v) for k, v in data.examples.items()},
+            "truncation": truncation,
+            "warnings": data.warnings,
+        },
     )
     if dist.is_main and not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -263,9 +269,10 @@ def run_training(
         tokenizer.save_pretrained(str(stage))
         move_tree_atomically(stage, run_dir)
         shutil.rmtree(stage, ignore_errors=True)
-        shutil.rmtree(tmp_backbone, ignore_errors=True)
         atomic_write_json(run_dir / META_FILE, meta, sort_keys=False)  # label order matters
         write_manifest(run_dir)
+    if backbone.kind == "tiny":
+        shutil.rmtree(backbone.path, ignore_errors=True)
     progress.event(
         "done", {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - started, 2)}
     )
