@@ -23,6 +23,14 @@ class CliResult:
     stderr: str
 
 
+@pytest.fixture(autouse=True)
+def _isolated_cwd(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test runs in its own empty folder: no mlflow.db or runs/ lands in the checkout."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     """Run `cea ARGS...` in-process through main() (so exit-code mapping is exercised)."""

@@ -103,6 +103,16 @@ class OutputConfig(_Strict):
     run_name: str | None = None  # default: <task>-<level>-<UTC timestamp>
 
 
+class TrackingConfig(_Strict):
+    enabled: bool = True
+    uri: str | None = None  # default: sqlite file mlflow.db in the working directory
+    artifact_location: str | None = None  # default: ./mlartifacts for local stores
+    experiment: str = "cea"
+    log_examples: bool = False  # example texts are sensitive: logged only when asked
+    system_metrics: bool = True
+    system_metrics_interval_s: float = Field(5.0, gt=0)
+
+
 class CeaConfig(_Strict):
     seed: int = 13
     data: DataConfig = DataConfig()
@@ -110,9 +120,12 @@ class CeaConfig(_Strict):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     def config_hash(self) -> str:
-        return sha256_bytes(canonical_json(self.model_dump(mode="json")).encode())[:16]
+        """Hash of what a model depends on: not where outputs go or how they are tracked."""
+        relevant = self.model_dump(mode="json", exclude={"output", "tracking"})
+        return sha256_bytes(canonical_json(relevant).encode())[:16]
 
 
 PACKAGED_CONFIGS = ("default", "tiny")

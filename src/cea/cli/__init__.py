@@ -22,6 +22,7 @@ from cea.cli import _common
 from cea.cli import data as data_cmd
 from cea.cli import doctor as doctor_cmd
 from cea.cli import planned as planned_cmd
+from cea.cli import runs as runs_cmd
 from cea.cli import train as train_cmd
 from cea.errors import CeaError, ExitCode
 
@@ -57,20 +58,49 @@ def _root(
 app.add_typer(data_cmd.app, name="data")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("train")(train_cmd.train)
+app.add_typer(runs_cmd.app, name="runs")
 planned_cmd.register(app)
 
 
 def _fail(message: str, hint: str | None, code: int) -> int:
-    _common.err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    from cea.tracking.redact import redact_text
+
+    text = escape(redact_text(message))
+    _common.err_console.print(f"[bold red]error:[/] {text}", soft_wrap=True)
     if hint:
-        _common.err_console.print(f"[dim]hint: {escape(hint)}[/]", soft_wrap=True)
+        _common.err_console.print(f"[dim]hint: {escape(redact_text(hint))}[/]", soft_wrap=True)
     return code
+
+
+def _setup_logging() -> None:
+    """Library logs (MLflow, alembic) go to stderr at WARNING, through the redaction helper."""
+    import logging
+    import os
+
+    from cea.tracking.redact import redact_text, register_secrets_from_env
+
+    register_secrets_from_env(os.environ)
+
+    class _Redacting(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return redact_text(super().format(record))
+
+    root = logging.getLogger()
+    if not any(getattr(h, "_cea", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(_Redacting("%(levelname)s %(name)s: %(message)s"))
+        handler._cea = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for noisy in ("alembic", "mlflow", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, map exceptions to DESIGN §3 exit codes."""
     code: int
     _common.STATE.json = _common.STATE.quiet = False  # fresh per invocation (tests call main())
+    _setup_logging()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="cea")
         code = result if isinstance(result, int) else 0

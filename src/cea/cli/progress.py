@@ -126,24 +126,3 @@ class JsonEventsProgress:
 
     def finish(self, task: str) -> None:
         return None
-
-
-class FanOut:
-    def __init__(self, *sinks: Any) -> None:
-        self.sinks = sinks
-
-    def start(self, task: str, total: int | None) -> None:
-        for s in self.sinks:
-            s.start(task, total)
-
-    def advance(self, task: str, n: int = 1, **fields: Any) -> None:
-        for s in self.sinks:
-            s.advance(task, n, **fields)
-
-    def event(self, kind: str, payload: dict[str, Any]) -> None:
-        for s in self.sinks:
-            s.event(kind, payload)
-
-    def finish(self, task: str) -> None:
-        for s in self.sinks:
-            s.finish(task)

@@ -60,6 +60,16 @@ def train(
         str | None, typer.Option("--backbone", help="minilm, tiny, or a local model folder.")
     ] = None,
     data: Annotated[str | None, typer.Option("--data", help="Dataset path (or 'sample').")] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not track with MLflow.")] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri", help="MLflow tracking URI (default: sqlite mlflow.db here)."
+        ),
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="MLflow experiment.")
+    ] = None,
     json_events: Annotated[
         Path | None,
         typer.Option("--json-events", help="Write one JSON line per step/epoch ('-' = stdout)."),
@@ -68,8 +78,10 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune a classifier; write the run folder (best model, metadata, manifest, checkpoints)."""
+    from cea.cli._tracking import open_tracker
     from cea.config import load_config
     from cea.errors import UsageError
+    from cea.tracking.base import NullTracker
     from cea.train.run import new_run_dir, read_run_config, run_training
 
     mode = set_mode(json_out, quiet)
@@ -86,13 +98,16 @@ def train(
             "train.epochs": epochs,
             "model.backbone": backbone,
             "data.path": data,
+            "tracking.uri": tracking_uri,
+            "tracking.experiment": experiment,
         }
         cfg = load_config(config, overrides or [], flags)
         run_dir = new_run_dir(cfg)
     if json_events is not None and str(json_events) == "-" and mode.json:
         raise UsageError("--json-events - and --json both want stdout; give --json-events a file")
 
-    from cea.cli.progress import FanOut, JsonEventsProgress, PlainProgress, RichProgress
+    from cea.cli.progress import JsonEventsProgress, PlainProgress, RichProgress
+    from cea.progress import FanOut
 
     with ExitStack() as stack:
         sinks: list[Any] = []
@@ -108,7 +123,20 @@ def train(
             )
             sinks.append(JsonEventsProgress(stream))
         info(f"run folder: {run_dir}" + (" (resuming)" if resume else ""))
-        summary = run_training(cfg, run_dir, resume=resume is not None, progress=FanOut(*sinks))
+        tracker: Any = NullTracker()
+        if cfg.tracking.enabled and not no_track:
+            tracker = open_tracker(cfg, run_dir, resume=resume is not None, uri_flag=tracking_uri)
+        try:
+            summary = run_training(
+                cfg, run_dir, resume=resume is not None, progress=FanOut(*sinks), tracker=tracker
+            )
+        except KeyboardInterrupt:
+            tracker.end("KILLED")
+            raise
+        except BaseException:
+            tracker.end("FAILED")
+            raise
+        tracker.end("FINISHED")
     meta = summary.meta
     if mode.json:
         emit_json(

@@ -9,6 +9,7 @@ The root files and the manifest are written last, atomically: a run folder with 
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import shutil
 import time
@@ -28,14 +29,18 @@ from cea.data.readers import ensure_usable, load_dataset
 from cea.data.schema import Dataset
 from cea.data.splits import Split, load_split, make_split, save_split
 from cea.errors import ConfigError, DataError, UsageError
-from cea.progress import NullProgress, ProgressSink
+from cea.progress import FanOut, NullProgress, ProgressSink
 from cea.security.io import atomic_write_json, atomic_write_text, move_tree_atomically
 from cea.security.manifest import MANIFEST_NAME, write_manifest
 from cea.security.paths import safe_name
+from cea.tracking.base import NullTracker, Tracker, TrackerSink
+from cea.tracking.redact import flatten, redact_mapping, redact_text
+from cea.tracking.system import SystemMetrics
 
 META_FILE = "cea_meta.json"
 CONFIG_FILE = "config.yaml"
 SPLIT_FILE = "split.json"
+TRACKING_FILE = "tracking.json"
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,54 @@ def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> Pr
     return PreparedData(ds, split, labels, criteria, examples, len(result.warnings))
 
 
+def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """{"test": report} -> {"test/macro_f1": .., "test/ANHEDONIA/f1": ..} (numbers only)."""
+    out: dict[str, float] = {}
+    for split, rep in metrics.items():
+        for key in ("macro_f1", "micro_f1", "macro_auprc", "loss"):
+            if rep.get(key) is not None:
+                out[f"{split}/{key}"] = float(rep[key])
+        for label, lm in rep["per_label"].items():
+            for key in ("precision", "recall", "f1", "auprc", "auroc", "threshold"):
+                if lm.get(key) is not None:
+                    out[f"{split}/{label}/{key}"] = float(lm[key])
+    return out
+
+
+def git_sha() -> str:
+    """The commit of cea's source tree when it is a git checkout, else "unknown"."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+            ["git", "-C", str(here), "rev-parse", "HEAD"],  # noqa: S607 - git from PATH
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and len(sha) == 40 else "unknown"
+
+
+def _log_examples(tracker: Tracker, examples: list[Example], run_dir: Path) -> None:
+    """Opt-in (tracking.log_examples): a small sample of training texts as an MLflow artifact."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cea-examples-") as tmp:
+        path = Path(tmp) / "train_examples.jsonl"
+        with path.open("w", encoding="utf-8") as fh:
+            for e in examples:
+                fh.write(
+                    json.dumps({"id": e.example_id, "text": e.text, "labels": e.labels}) + "\n"
+                )
+        tracker.log_artifact(path, "examples")
+
+
 def _versions() -> dict[str, str]:
     out = {"cea": __version__, "python": platform.python_version()}
     for dist in ("torch", "transformers", "tokenizers", "safetensors", "numpy", "scikit-learn"):
@@ -136,14 +189,18 @@ def run_training(
     resume: bool = False,
     progress: ProgressSink | None = None,
     dist: Any = None,
+    tracker: Tracker | None = None,
 ) -> TrainSummary:
+    """Train, evaluate, write the run folder. `tracker` receives params, step/epoch/final
+    metrics, system metrics, tags and artifacts (only ever redacted values)."""
     from cea.evaluate.metrics import tune_thresholds
     from cea.model.backbone import resolve_backbone
     from cea.model.build import build_model, load_tokenizer
     from cea.train.features import featurize
     from cea.train.loop import DistContext, fit, predict, score, seed_everything
 
-    progress = progress or NullProgress()
+    tracker = tracker or NullTracker()
+    progress = FanOut(progress or NullProgress(), TrackerSink(tracker))
     dist = dist or DistContext()
     started = time.perf_counter()
     split_file = run_dir / SPLIT_FILE if resume else None
@@ -185,28 +242,63 @@ def run_training(
             "warnings": data.warnings,
         },
     )
+    saved_config = redact_mapping(config.model_dump(mode="json"))  # no secret reaches a file
     if dist.is_main and not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            run_dir / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-        )
+        atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(saved_config, sort_keys=False))
         save_split(data.split, run_dir / SPLIT_FILE)
+        if tracker.run_id is not None:
+            atomic_write_json(
+                run_dir / TRACKING_FILE,
+                {
+                    "run_id": tracker.run_id,
+                    "uri": getattr(tracker, "effective_uri", None)
+                    or redact_text(config.tracking.uri or "default"),
+                    "experiment": config.tracking.experiment,
+                },
+            )
+        tracker.log(
+            params={
+                **flatten(saved_config),
+                "derived.labels": ",".join(data.labels),
+                "derived.n_train": len(data.examples["train"]),
+                "derived.n_validation": len(data.examples["validation"]),
+                "derived.n_test": len(data.examples.get("test", [])),
+            },
+            tags={
+                "cea.data_hash": data.dataset.content_hash(),
+                "cea.config_hash": config.config_hash(),
+                "cea.run_dir": str(run_dir.resolve()),
+                "cea.task": f"{config.task.name}/{config.task.level}",
+                "cea.backbone": config.model.backbone,
+                "cea.git_sha": git_sha(),
+                **{f"cea.version.{k}": v for k, v in _versions().items()},
+            },
+        )
+        if config.tracking.log_examples:
+            _log_examples(tracker, data.examples["train"][:20], run_dir)
     seed_everything(config.seed)
     model = build_model(backbone, labels=data.labels, pair=pair, dropout=config.model.dropout)
     pad_id = int(tokenizer.pad_token_id or 0)
-    result = fit(
-        model,
-        config,
-        train_features=feats["train"],
-        val_features=feats["validation"],
-        labels=data.labels,
-        pair=pair,
-        run_dir=run_dir,
-        resume=resume,
-        progress=progress,
-        dist=dist,
-        pad_id=pad_id,
-    )
+    monitor: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if tracker.run_id is not None and config.tracking.system_metrics:
+        monitor = SystemMetrics(
+            lambda m, i: tracker.log(metrics=m, step=i), config.tracking.system_metrics_interval_s
+        )
+    with monitor:
+        result = fit(
+            model,
+            config,
+            train_features=feats["train"],
+            val_features=feats["validation"],
+            labels=data.labels,
+            pair=pair,
+            run_dir=run_dir,
+            resume=resume,
+            progress=progress,
+            dist=dist,
+            pad_id=pad_id,
+        )
 
     # ---- final evaluation: thresholds tuned on validation, applied to test --------------------
     device = next(model.parameters()).device
@@ -260,6 +352,9 @@ def run_training(
         "backbone": {"name": backbone.name, "kind": backbone.kind},
         "versions": _versions(),
         "train_samples_per_s": round(result.train_samples / max(result.train_seconds, 1e-9), 2),
+        "tracking": {"run_id": tracker.run_id, "experiment": config.tracking.experiment}
+        if tracker.run_id
+        else None,
     }
     if dist.is_main:
         stage = run_dir / ".final"
@@ -271,6 +366,13 @@ def run_training(
         shutil.rmtree(stage, ignore_errors=True)
         atomic_write_json(run_dir / META_FILE, meta, sort_keys=False)  # label order matters
         write_manifest(run_dir)
+        tracker.log(metrics=final_metrics(metrics), step=result.global_step)
+        tracker.log(
+            metrics={"final/best_epoch": result.best_epoch, "final/epochs_run": result.epochs_run},
+            tags={"cea.final_split": final_split},
+        )
+        for name in (CONFIG_FILE, META_FILE, SPLIT_FILE):
+            tracker.log_artifact(run_dir / name, "run")
     if backbone.kind == "tiny":
         shutil.rmtree(backbone.path, ignore_errors=True)
     progress.event(

@@ -1,0 +1,73 @@
+"""CLI-side wiring of tracking: URIs, credentials, opening or resuming the MLflow run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from cea.errors import ConfigError
+from cea.tracking.redact import MASK, redact_text, register_secret, strip_url_credentials
+
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:(?P<pw>[^@/\s]+)@")
+
+
+def prepare_uri(uri: str | None) -> str | None:
+    """Register any password in `uri` as a secret; move http(s) basic-auth credentials into
+    MLflow's own variables so the URL that MLflow (and cea) sees carries none."""
+    if uri is None:
+        return None
+    m = _URL_PASSWORD.match(uri)
+    if m:
+        register_secret(m.group("pw"))
+    clean, user, password = strip_url_credentials(uri)
+    if clean != uri:
+        if user:
+            os.environ["MLFLOW_TRACKING_USERNAME"] = user
+        if password:
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    return clean
+
+
+def resolve_target(uri: str | None, artifact_location: str | None, experiment: str) -> Any:
+    from cea.tracking.mlflow_tracker import default_target
+
+    # MLflow prints "View run at ..." on stdout for server URIs: that would break --json
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # fail in seconds, not minutes, when a tracking server is unreachable (MLflow's default
+    # is 7 retries with exponential backoff); users can still set their own values
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    return default_target(Path.cwd(), prepare_uri(uri), artifact_location, experiment)
+
+
+def open_tracker(cfg: Any, run_dir: Path, *, resume: bool, uri_flag: str | None) -> Any:
+    """A new MLflow run, or the run a resumed training folder recorded in tracking.json."""
+    from cea.tracking.base import NullTracker
+    from cea.tracking.mlflow_tracker import MlflowTracker
+    from cea.train.run import TRACKING_FILE
+
+    if resume:
+        path = run_dir / TRACKING_FILE
+        if not path.is_file():
+            return NullTracker()  # the run was started with --no-track
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        uri = uri_flag or recorded.get("uri")
+        if not uri or MASK in uri:
+            raise ConfigError(
+                "this run's tracking URI held a secret, which cea does not store",
+                hint="give it again with --tracking-uri",
+            )
+        target = resolve_target(uri, cfg.tracking.artifact_location, recorded["experiment"])
+        return MlflowTracker.resume(target, recorded["run_id"])
+    target = resolve_target(
+        uri_flag or cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
+    )
+    tracker = MlflowTracker.start(
+        target, run_name=run_dir.name, tags={"cea.run_name": run_dir.name}
+    )
+    tracker.effective_uri = redact_text(target.uri)  # recorded in tracking.json for --resume
+    return tracker

@@ -1,0 +1,142 @@
+"""`cea runs list|show`: training runs in the tracking store."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, set_mode
+
+app = typer.Typer(help="List and show tracked training runs (MLflow).", no_args_is_help=True)
+
+UriOpt = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI (default: sqlite mlflow.db here)."),
+]
+ExpOpt = Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")]
+
+
+def _client_and_experiment(uri: str | None, experiment: str) -> tuple[Any, Any]:
+    from cea.cli._tracking import resolve_target
+    from cea.errors import MissingResourceError
+    from cea.tracking.mlflow_tracker import _client
+
+    target = resolve_target(uri, None, experiment)
+    client = _client(target.uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise MissingResourceError(
+            f"no experiment {experiment!r} in the tracking store",
+            hint="train a model first, or give --tracking-uri / --experiment",
+        )
+    return client, exp
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _summary(run: Any) -> dict[str, Any]:
+    m = run.data.metrics
+    return {
+        "run_id": run.info.run_id,
+        "name": run.info.run_name,
+        "status": run.info.status,
+        "start_time": run.info.start_time,
+        "test_macro_f1": m.get("test/macro_f1"),
+        "validation_macro_f1": m.get("validation/macro_f1"),
+        "run_dir": run.data.tags.get("cea.run_dir"),
+        "data_hash": run.data.tags.get("cea.data_hash"),
+    }
+
+
+@app.command("list")
+def list_runs(
+    tracking_uri: UriOpt = None,
+    experiment: ExpOpt = "cea",
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=10_000, help="Most recent N runs.")
+    ] = 50,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """The most recent runs with their status and headline metrics."""
+    from datetime import UTC, datetime
+
+    mode = set_mode(json_out, quiet)
+    client, exp = _client_and_experiment(tracking_uri, experiment)
+    runs = client.search_runs(
+        [exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit
+    )
+    rows = [_summary(r) for r in runs]
+    if mode.json:
+        emit_json({"experiment": experiment, "runs": rows})
+        return
+    table = Table(title=f"runs in experiment {experiment!r}")
+    for col in ("run id", "name", "status", "started (UTC)", "val macro-F1", "test macro-F1"):
+        table.add_column(col)
+    for r in rows:
+        started = datetime.fromtimestamp(r["start_time"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            r["run_id"][:12],
+            r["name"],
+            r["status"],
+            started,
+            _fmt(r["validation_macro_f1"]),
+            _fmt(r["test_macro_f1"]),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show_run(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    tracking_uri: UriOpt = None,
+    experiment: ExpOpt = "cea",
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Params, final metrics and tags of one run."""
+    from cea.errors import UsageError
+
+    mode = set_mode(json_out, quiet)
+    client, exp = _client_and_experiment(tracking_uri, experiment)
+    matches = [
+        r
+        for r in client.search_runs([exp.experiment_id], max_results=10_000)
+        if r.info.run_id.startswith(run_id)
+    ]
+    if len(matches) != 1:
+        raise UsageError(
+            f"{len(matches)} runs match {run_id!r}"
+            if matches
+            else f"no run {run_id!r} in {experiment!r}",
+            hint="see `cea runs list`",
+        )
+    run = matches[0]
+    data = {
+        **_summary(run),
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+        "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+    }
+    if mode.json:
+        emit_json(data)
+        return
+    console.print(f"[bold]{data['name']}[/] {data['run_id']} ({data['status']})")
+    for title, section in (
+        ("params", data["params"]),
+        ("metrics", data["metrics"]),
+        ("tags", data["tags"]),
+    ):
+        table = Table(title=title, show_header=False)
+        table.add_column("key")
+        table.add_column("value")
+        for k in sorted(section):
+            if title == "metrics" and k.count("/") > 1:
+                continue  # per-criterion metrics: see --json
+            v = section[k]
+            table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        console.print(table)

@@ -1,0 +1,1 @@
+"""Experiment tracking: a small Tracker protocol, MLflow and null implementations, redaction."""

@@ -1,0 +1,181 @@
+"""MLflow through the explicit `MlflowClient` (no global "active run" state).
+
+Default store: a sqlite file in the working directory and an explicit local artifact folder
+(so MLflow never writes a stray `./mlruns`). A tracking-server URL works too; credentials in
+it are moved out of the URL (into MLflow's own username/password variables, set by the CLI)
+so they never reach a tag, a param, a file or a message.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cea.errors import MissingResourceError, RuntimeFailure
+from cea.tracking.redact import redact_text, redact_value
+
+MAX_PARAM_CHARS = 6000
+BATCH_METRICS = 1000
+BATCH_PARAMS = 100
+BATCH_TAGS = 100
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    uri: str  # without credentials
+    artifact_location: str | None  # file URI of the artifact folder for local stores
+    experiment: str
+
+
+def default_target(
+    cwd: Path, uri: str | None, artifact_location: str | None, experiment: str
+) -> TrackingTarget:
+    """sqlite file + artifact folder in `cwd` unless a URI is given."""
+    if uri is None:
+        uri = f"sqlite:///{(cwd / 'mlflow.db').resolve()}"
+        if artifact_location is None:
+            artifact_location = (cwd / "mlartifacts").resolve().as_uri()
+    elif artifact_location is not None and "://" not in artifact_location:
+        artifact_location = Path(artifact_location).resolve().as_uri()
+    elif artifact_location is None and uri.startswith(("sqlite:", "postgresql", "mysql", "file:")):
+        artifact_location = (cwd / "mlartifacts").resolve().as_uri()
+    return TrackingTarget(uri, artifact_location, experiment)
+
+
+def _client(uri: str) -> Any:
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError as exc:  # pragma: no cover - mlflow-skinny is a runtime dependency
+        raise MissingResourceError(
+            "MLflow is not installed", hint="run `make install`, or train with --no-track"
+        ) from exc
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _wrap(action: str, exc: Exception) -> RuntimeFailure:
+    return RuntimeFailure(
+        f"tracking: {action} failed ({exc.__class__.__name__}: {redact_text(str(exc))[:200]})",
+        hint="check the tracking URI, or train with --no-track",
+    )
+
+
+def experiment_id(client: Any, target: TrackingTarget) -> str:
+    """Get or create the experiment; safe when two processes create it at once."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(target.experiment)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(
+            client.create_experiment(target.experiment, artifact_location=target.artifact_location)
+        )
+    except MlflowException:
+        found = client.get_experiment_by_name(target.experiment)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+class MlflowTracker:
+    """One MLflow run. Step metrics are buffered and sent in batches."""
+
+    def __init__(self, client: Any, run_id: str, *, flush_every: int = 200) -> None:
+        self.client = client
+        self.run_id: str | None = run_id
+        self.effective_uri: str | None = None
+        self._buffer: list[Any] = []
+        self._flush_every = flush_every
+        self._lock = threading.Lock()
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def start(cls, target: TrackingTarget, *, run_name: str, tags: dict[str, str]) -> MlflowTracker:
+        try:
+            client = _client(target.uri)
+            exp = experiment_id(client, target)
+            safe_tags = {k: str(redact_value(k, v)) for k, v in tags.items()}
+            run = client.create_run(exp, run_name=run_name, tags=safe_tags)
+        except (MissingResourceError, RuntimeFailure):
+            raise
+        except Exception as exc:
+            raise _wrap("starting the run", exc) from exc
+        return cls(client, run.info.run_id)
+
+    @classmethod
+    def resume(cls, target: TrackingTarget, run_id: str) -> MlflowTracker:
+        try:
+            client = _client(target.uri)
+            client.get_run(run_id)
+            client.update_run(run_id, status="RUNNING")
+        except (MissingResourceError, RuntimeFailure):
+            raise
+        except Exception as exc:
+            raise _wrap(f"resuming run {run_id}", exc) from exc
+        return cls(client, run_id)
+
+    # -- Tracker protocol ------------------------------------------------------------------
+    def log(
+        self,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+        step: int | None = None,
+    ) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        with self._lock:
+            if metrics:
+                for key, value in metrics.items():
+                    if value is None:
+                        continue
+                    self._buffer.append(Metric(key, float(value), now, step or 0))
+            p = [
+                Param(k, str(redact_value(k, v))[:MAX_PARAM_CHARS])
+                for k, v in (params or {}).items()
+            ]
+            t = [
+                RunTag(k, str(redact_value(k, v))[:MAX_PARAM_CHARS])
+                for k, v in (tags or {}).items()
+            ]
+            try:
+                for i in range(0, len(p), BATCH_PARAMS):
+                    self.client.log_batch(self.run_id, params=p[i : i + BATCH_PARAMS])
+                for i in range(0, len(t), BATCH_TAGS):
+                    self.client.log_batch(self.run_id, tags=t[i : i + BATCH_TAGS])
+                if len(self._buffer) >= self._flush_every or step is None:
+                    self._flush()
+            except Exception as exc:
+                raise _wrap("logging", exc) from exc
+
+    def _flush(self) -> None:
+        while self._buffer:
+            chunk, self._buffer = self._buffer[:BATCH_METRICS], self._buffer[BATCH_METRICS:]
+            self.client.log_batch(self.run_id, metrics=chunk)
+
+    def flush(self) -> None:
+        with self._lock:
+            try:
+                self._flush()
+            except Exception as exc:
+                raise _wrap("logging metrics", exc) from exc
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        try:
+            self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
+        except Exception as exc:
+            raise _wrap(f"uploading {path.name}", exc) from exc
+
+    def end(self, status: str = "FINISHED") -> None:
+        try:
+            self.flush()
+        finally:
+            try:
+                self.client.set_terminated(self.run_id, status=status)
+            except Exception as exc:
+                raise _wrap("closing the run", exc) from exc
