@@ -50,6 +50,21 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
+def tiny_train_args(tiny: Path, data: Path, name: str) -> list[str]:
+    """`cea train` arguments for a fast run with the tiny backbone."""
+    return [
+        "train",
+        "--config",
+        "tiny",
+        "--backbone",
+        str(tiny),
+        "--data",
+        str(data),
+        "--run-name",
+        name,
+    ]
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from cea.model.tiny import build_tiny_bert

@@ -32,16 +32,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _train(cli, tiny: Path, data: Path, name: str, *extra: str):
+    from tests.conftest import tiny_train_args
+
     return cli(
-        "train",
-        "--config",
-        "tiny",
-        "--backbone",
-        str(tiny),
-        "--data",
-        str(data),
-        "--run-name",
-        name,
+        *tiny_train_args(tiny, data, name),
         "--json",
         "train.epochs=2",
         "tracking.system_metrics_interval_s=0.2",
@@ -229,6 +223,17 @@ def mlflow_server(tmp_path: Path):
     proc.wait(timeout=30)
 
 
+def _cea_train(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cea", "train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.mark.service
 def test_secrets_never_written_or_printed(
     tmp_path: Path, tiny_backbone: Path, small_sample: Path, mlflow_server
@@ -254,48 +259,21 @@ def test_secrets_never_written_or_printed(
         ("from-config", []),
         ("from-flag", ["--tracking-uri", f"http://cea:{flag_pw}@127.0.0.1:{port}"]),
     ):
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cea",
-                "train",
-                "--config",
-                str(cfg),
-                "--run-name",
-                name,
-                "--json",
-                *extra,
-            ],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        out = _cea_train(work, env, "--config", str(cfg), "--run-name", name, "--json", *extra)
         assert out.returncode == 0, out.stderr
         json.loads(out.stdout)  # --json stays parseable (MLflow's "View run" line suppressed)
         printed += out.stdout + out.stderr
         run_ids.append(json.loads((work / "runs" / name / "tracking.json").read_text())["run_id"])
     # an error message that would carry the URL is redacted too
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cea",
-            "train",
-            "--config",
-            str(cfg),
-            "--run-name",
-            "bad",
-            "--tracking-uri",
-            f"http://cea:{flag_pw}@127.0.0.1:1",
-        ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    bad = _cea_train(
+        work,
+        env,
+        "--config",
+        str(cfg),
+        "--run-name",
+        "bad",
+        "--tracking-uri",
+        f"http://cea:{flag_pw}@127.0.0.1:1",
     )
     assert bad.returncode == 6
     printed += bad.stdout + bad.stderr

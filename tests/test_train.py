@@ -185,21 +185,21 @@ def _cea(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _tiny_cli(cli, tiny: Path, data: Path, runs: Path, name: str, *extra: str):
+    from tests.conftest import tiny_train_args
+
+    return cli(*tiny_train_args(tiny, data, name), "--runs-dir", str(runs), *extra)
+
+
 def test_cli_train_json_and_events(
     tiny_backbone: Path, small_sample: Path, tmp_path: Path, cli
 ) -> None:
     events = tmp_path / "events.jsonl"
-    res = cli(
-        "train",
-        "--config",
-        "tiny",
-        "--backbone",
-        str(tiny_backbone),
-        "--data",
-        str(small_sample),
-        "--runs-dir",
-        str(tmp_path),
-        "--run-name",
+    res = _tiny_cli(
+        cli,
+        tiny_backbone,
+        small_sample,
+        tmp_path,
         "c1",
         "--json",
         "--json-events",
@@ -344,17 +344,11 @@ def test_crash_between_renames_falls_back_to_old_checkpoint(trained_run, tmp_pat
 def test_cli_plain_progress_when_not_a_terminal(
     tiny_backbone: Path, small_sample: Path, tmp_path: Path, cli
 ) -> None:
-    res = cli(
-        "train",
-        "--config",
-        "tiny",
-        "--backbone",
-        str(tiny_backbone),
-        "--data",
-        str(small_sample),
-        "--runs-dir",
-        str(tmp_path),
-        "--run-name",
+    res = _tiny_cli(
+        cli,
+        tiny_backbone,
+        small_sample,
+        tmp_path,
         "plain",
         "train.epochs=2",
     )
