@@ -14,7 +14,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --no-input
 OFFLINE_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 TEST_CMD := $(OFFLINE_ENV) $(PY) -m pytest --cov=cea --cov-report=term-missing:skip-covered --cov-fail-under=85 -q
 
-.PHONY: install demo test test-fast lint format lock clean bench
+.PHONY: install demo test test-fast lint format lock clean bench sbom audit
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,16 @@ lock:
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage
+
+# CycloneDX 1.6 SBOM of the locked environment (offline, reproducible); validated by `cea audit sbom`.
+sbom:
+	$(BIN)/cea audit sbom --write-sbom SBOM.json --quiet || true
+	$(BIN)/cea audit sbom
+
+# The offline audit profile (no network): SAST, SBOM + drift, policy. `vulns` needs the
+# network (pip-audit) or an offline OSV database: `cea audit vulns --osv-db osv-pypi.zip`.
+audit:
+	$(BIN)/cea audit --checks sast,sbom,policy
 
 bench:
 	$(OFFLINE_ENV) $(PY) -m pytest benchmarks -q --benchmark-only -p no:cacheprovider

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer on real click
 
 from cea import __version__
 from cea.cli import _common
+from cea.cli import audit as audit_cmd
 from cea.cli import data as data_cmd
 from cea.cli import doctor as doctor_cmd
 from cea.cli import planned as planned_cmd
@@ -59,6 +60,7 @@ app.add_typer(data_cmd.app, name="data")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("train")(train_cmd.train)
 app.add_typer(runs_cmd.app, name="runs")
+app.command("audit", context_settings={"allow_interspersed_args": True})(audit_cmd.audit)
 planned_cmd.register(app)
 
 

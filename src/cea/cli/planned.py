@@ -13,7 +13,6 @@ PLANNED = {
     "predict": "criteria probabilities and evidence sentences for new texts (JSONL in/out)",
     "hpo": "Optuna study over the train config",
     "bench": "input-pipeline throughput and data-wait/step ratio",
-    "audit": "SAST, vulnerabilities, SBOM, artifact scan, policy with waivers",
     "register-model": "register a run's model in the MLflow registry",
 }
 

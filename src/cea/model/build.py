@@ -23,7 +23,7 @@ def load_tokenizer(spec: str | Backbone) -> Any:
     quiet_transformers()
     bb = resolve_backbone(spec) if isinstance(spec, str) else spec
     try:
-        return AutoTokenizer.from_pretrained(str(bb.path), local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(bb.path), local_files_only=True)  # nosec B615 - a local folder, local_files_only
     except (OSError, ValueError) as exc:
         raise MissingResourceError(
             f"cannot load a tokenizer from {bb.path} ({exc.__class__.__name__})"
@@ -47,7 +47,7 @@ def build_model(
     quiet_transformers()
     names = ("MEETS_CRITERION",) if pair else labels
     try:
-        config = AutoConfig.from_pretrained(str(backbone.path), local_files_only=True)
+        config = AutoConfig.from_pretrained(str(backbone.path), local_files_only=True)  # nosec B615 - a local folder, local_files_only
     except (OSError, ValueError) as exc:
         raise MissingResourceError(f"cannot read the model config in {backbone.path}") from exc
     config.num_labels = len(names)
@@ -59,7 +59,7 @@ def build_model(
             if hasattr(config, key):
                 setattr(config, key, dropout)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        return AutoModelForSequenceClassification.from_pretrained(  # nosec B615 - a local folder, local_files_only
             str(backbone.path), config=config, local_files_only=True
         )
     except (OSError, ValueError) as exc:
@@ -73,6 +73,6 @@ def load_trained(run_dir: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     quiet_transformers()
-    model = AutoModelForSequenceClassification.from_pretrained(str(run_dir), local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(run_dir), local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(str(run_dir), local_files_only=True)  # nosec B615 - a local folder, local_files_only
+    tokenizer = AutoTokenizer.from_pretrained(str(run_dir), local_files_only=True)  # nosec B615 - a local folder, local_files_only
     return model, tokenizer

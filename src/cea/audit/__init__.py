@@ -1,0 +1,1 @@
+"""`cea audit`: checks (SAST, vulnerabilities, SBOM, policy, ...) behind one small protocol."""

@@ -1,0 +1,187 @@
+"""An offline OSV database (zip or folder of OSV JSON records) and OSV range semantics.
+
+Ranges (https://ossf.github.io/osv-schema/): events `introduced`, `fixed`, `last_affected`
+(and `limit`) in order; type ECOSYSTEM compares PyPI versions (PEP 440), SEMVER compares
+semantic versions, GIT ranges cannot be evaluated for a PyPI version and are skipped (with a
+note). Explicit `versions` lists count too. Versions with a local label (`2.13.0+cpu`) are
+matched by their public version.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from cea.errors import DataError
+
+
+@dataclass(frozen=True)
+class Advisory:
+    id: str
+    aliases: tuple[str, ...]
+    summary: str
+    severity: str  # low|medium|high|critical (from database_specific / CVSS score), or medium
+    affected: tuple[dict[str, Any], ...]
+    modified: str
+
+
+def _iter_records(path: Path) -> Iterator[tuple[str, bytes]]:
+    if path.is_dir():
+        for f in sorted(path.rglob("*.json")):
+            yield str(f), f.read_bytes()
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.filename.endswith(".json") and not info.is_dir():
+                    if info.file_size > 50 * 2**20:
+                        raise DataError(f"{path}!{info.filename}: record larger than 50 MiB")
+                    yield f"{path}!{info.filename}", zf.read(info)
+    else:
+        raise DataError(f"OSV database {path} is neither a folder nor a zip file")
+
+
+def _severity(rec: dict[str, Any]) -> str:
+    for holder in (
+        rec.get("database_specific") or {},
+        *[(a.get("database_specific") or {}) for a in rec.get("affected", [])],
+    ):
+        sev = str(holder.get("severity", "")).lower()
+        if sev in ("low", "medium", "moderate", "high", "critical"):
+            return "medium" if sev == "moderate" else sev
+    for s in rec.get("severity", []) or []:
+        score = str(s.get("score", ""))
+        try:
+            value = float(score)
+        except ValueError:
+            continue
+        return (
+            "critical"
+            if value >= 9
+            else "high"
+            if value >= 7
+            else "medium"
+            if value >= 4
+            else "low"
+        )
+    return "medium"
+
+
+@dataclass(frozen=True)
+class OsvDatabase:
+    path: Path
+    by_package: dict[str, tuple[Advisory, ...]]
+    records: int
+    newest: str  # the latest `modified` timestamp: the database's date
+
+    @classmethod
+    def load(cls, path: Path) -> OsvDatabase:
+        if not path.exists():
+            raise DataError(f"OSV database {path} not found")
+        by_pkg: dict[str, list[Advisory]] = {}
+        n = 0
+        newest = ""
+        for where, raw in _iter_records(path):
+            try:
+                rec = json.loads(raw)
+            except ValueError as exc:
+                raise DataError(f"{where}: not valid JSON") from exc
+            if not isinstance(rec, dict) or "id" not in rec:
+                raise DataError(f"{where}: not an OSV record (no id)")
+            n += 1
+            newest = max(newest, str(rec.get("modified", "")))
+            adv = Advisory(
+                id=str(rec["id"]),
+                aliases=tuple(rec.get("aliases", []) or []),
+                summary=str(rec.get("summary") or rec.get("details", "")[:120]),
+                severity=_severity(rec),
+                affected=tuple(rec.get("affected", []) or []),
+                modified=str(rec.get("modified", "")),
+            )
+            for aff in adv.affected:
+                pkg = aff.get("package") or {}
+                if str(pkg.get("ecosystem", "")).lower() == "pypi" and pkg.get("name"):
+                    by_pkg.setdefault(canonicalize_name(pkg["name"]), []).append(adv)
+        return cls(path, {k: tuple(v) for k, v in by_pkg.items()}, n, newest)
+
+    def date(self) -> str:
+        if not self.newest:
+            return "unknown"
+        try:
+            return datetime.fromisoformat(self.newest.replace("Z", "+00:00")).date().isoformat()
+        except ValueError:
+            return self.newest[:10]
+
+    def lookup(self, name: str, version: str) -> list[Advisory]:
+        hits = []
+        for adv in self.by_package.get(canonicalize_name(name), ()):
+            for aff in adv.affected:
+                pkg = aff.get("package") or {}
+                if canonicalize_name(str(pkg.get("name", ""))) != canonicalize_name(name):
+                    continue
+                if affects(aff, version):
+                    hits.append(adv)
+                    break
+        return hits
+
+
+def public_version(version: str) -> str:
+    """`2.13.0+cpu` -> `2.13.0` (a local label never changes which advisories apply)."""
+    return version.split("+", 1)[0]
+
+
+def _semver_key(v: str) -> tuple[Any, ...]:
+    core, _, pre = v.lstrip("v").partition("-")
+    core = core.split("+", 1)[0]
+    nums = tuple(int(x) if x.isdigit() else 0 for x in [*core.split("."), "0", "0"][:3])
+    # a pre-release sorts before its release
+    return (
+        *nums,
+        0 if pre else 1,
+        tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split(".")) if pre else (),
+    )
+
+
+def _in_range(events: list[dict[str, str]], version: Any, parse: Any) -> bool:
+    """OSV's algorithm: walk the sorted events; introduced opens, fixed/limit close before,
+    last_affected closes after."""
+
+    def key(e: dict[str, str]) -> Any:
+        value = next(iter(e.values()))
+        return parse("0") if value == "0" else parse(value)
+
+    affected = False
+    for event in sorted(events, key=key):
+        kind, value = next(iter(event.items()))
+        bound = parse("0") if value == "0" else parse(value)
+        if kind == "introduced" and version >= bound:
+            affected = True
+        elif (kind in ("fixed", "limit") and version >= bound) or (
+            kind == "last_affected" and version > bound
+        ):
+            affected = False
+    return affected
+
+
+def affects(affected: dict[str, Any], version: str) -> bool:
+    public = public_version(version)
+    if public in {public_version(str(v)) for v in affected.get("versions", []) or []}:
+        return True
+    for rng in affected.get("ranges", []) or []:
+        kind = rng.get("type")
+        events = [e for e in rng.get("events", []) if isinstance(e, dict) and len(e) == 1]
+        try:
+            if kind == "ECOSYSTEM" and _in_range(events, Version(public), Version):
+                return True
+            if kind == "SEMVER" and _in_range(events, _semver_key(public), _semver_key):
+                return True
+        except InvalidVersion:
+            continue
+    return False

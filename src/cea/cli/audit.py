@@ -1,0 +1,141 @@
+"""`cea audit [CHECK] [PATH]`: the release gate (exit 0 pass, 1 findings, 7 incomplete)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cea.cli._common import JsonOpt, QuietOpt, console, err_console, set_mode, show_progress
+
+CHECKS_HELP = "sast, vulns, sbom, policy"
+
+
+def audit(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help=f"[CHECK] [PATH]: one check ({CHECKS_HELP}) and/or the project folder (default .)."
+        ),
+    ] = None,
+    checks: Annotated[
+        str | None,
+        typer.Option("--checks", help=f"Comma-separated checks (default: all: {CHECKS_HELP})."),
+    ] = None,
+    osv_db: Annotated[
+        Path | None,
+        typer.Option("--osv-db", help="Offline OSV database: a zip or folder of OSV JSON records."),
+    ] = None,
+    requirements: Annotated[
+        Path | None,
+        typer.Option(
+            "--requirements",
+            "-r",
+            help="Audit the pins of this requirements/lock file instead of the installed distributions.",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="TOML with [tool.cea.audit] (default: PATH/pyproject.toml)."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="rich | json | sarif | markdown.")] = "rich",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here.")
+    ] = None,
+    write_sbom: Annotated[
+        Path | None,
+        typer.Option("--write-sbom", help="Also write the generated SBOM to this file."),
+    ] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Audit the project: SAST (bandit), known vulnerabilities, CycloneDX SBOM, policy waivers."""
+    from cea.audit.report import render
+    from cea.audit.runner import CHECK_NAMES, DEFAULT_CHECKS, run_audit
+    from cea.errors import UsageError
+
+    mode = set_mode(json_out, quiet)
+    if mode.json:
+        fmt = "json"
+    if fmt not in ("rich", "json", "sarif", "markdown"):
+        raise UsageError(f"unknown --format {fmt!r}", hint="rich, json, sarif or markdown")
+    rest = list(args or [])
+    selected: tuple[str, ...] = DEFAULT_CHECKS
+    if rest and rest[0] in CHECK_NAMES:
+        selected = (rest.pop(0),)
+    if checks:
+        selected = tuple(c.strip() for c in checks.split(",") if c.strip())
+        unknown = [c for c in selected if c not in CHECK_NAMES]
+        if unknown:
+            raise UsageError(
+                f"unknown check(s) {', '.join(unknown)}", hint=f"choose from {CHECKS_HELP}"
+            )
+    if len(rest) > 1:
+        raise UsageError(f"unexpected arguments: {' '.join(rest[1:])}")
+    root = Path(rest[0] if rest else ".").resolve()
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder")
+    options: dict[str, Any] = {
+        "osv_db": str(osv_db) if osv_db else None,
+        "requirements": str(requirements) if requirements else None,
+        "write_sbom": str(write_sbom) if write_sbom else None,
+    }
+    status = None
+    if show_progress() and fmt == "rich":
+        status = err_console.status("auditing")
+        status.start()
+    try:
+        report = run_audit(
+            root,
+            selected,
+            options=options,
+            policy_file=policy,
+            on_check=(lambda n: status.update(f"running {n}")) if status else None,
+        )
+    finally:
+        if status is not None:
+            status.stop()
+    if output is not None:
+        output.write_text(render(report, "json" if fmt == "rich" else fmt), encoding="utf-8")
+    if fmt != "rich" and output is None:
+        typer.echo(render(report, fmt), nl=False)
+    elif not mode.quiet or report.status != "passed":
+        _print(report)
+    raise typer.Exit(report.exit_code())
+
+
+def _print(report: Any) -> None:
+    summary = Table(title=f"cea audit {escape(report.target)}")
+    for col in ("check", "status", "failing", "waived", "notes"):
+        summary.add_column(col)
+    colors = {"passed": "green", "findings": "red", "incomplete": "yellow"}
+    for r in report.results:
+        waived = sum(1 for f in r.findings if f.waived_by)
+        notes = "; ".join((*r.notes, *(f"incomplete: {t}" for t in r.incomplete)))
+        summary.add_row(
+            r.check,
+            f"[{colors[r.status]}]{r.status}[/]",
+            str(len(r.failing())),
+            str(waived),
+            escape(notes),
+        )
+    console.print(summary)
+    shown = [f for r in report.results for f in r.findings if f.waived_by or f in r.failing()]
+    if shown:
+        table = Table(title="findings (failing and waived)")
+        for col in ("id", "check", "severity", "location", "message", "waived by"):
+            table.add_column(col)
+        for f in shown:
+            table.add_row(
+                f.id,
+                f.check,
+                f.severity,
+                escape(f.location),
+                escape(f.message[:160]),
+                escape(f.waived_by or ""),
+            )
+        console.print(table)
+    console.print(f"result: {report.status} (exit {report.exit_code()})")
