@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cea.cli._common import JsonOpt, QuietOpt, console, err_console, set_mode, show_progress
 
-CHECKS_HELP = "sast, vulns, sbom, policy"
+CHECKS_HELP = "sast, vulns, sbom, policy, artifacts"
 
 
 def audit(
@@ -45,6 +45,12 @@ def audit(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report here.")
     ] = None,
+    cache_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-key", help="HMAC key file that signs cea's cache entries (artifacts)."
+        ),
+    ] = None,
     write_sbom: Annotated[
         Path | None,
         typer.Option("--write-sbom", help="Also write the generated SBOM to this file."),
@@ -73,6 +79,9 @@ def audit(
             raise UsageError(
                 f"unknown check(s) {', '.join(unknown)}", hint=f"choose from {CHECKS_HELP}"
             )
+    artifact_paths: list[str] = []
+    if selected == ("artifacts",) and len(rest) > 1:  # cea audit artifacts PATH...
+        artifact_paths, rest = rest, ["."]
     if len(rest) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(rest[1:])}")
     root = Path(rest[0] if rest else ".").resolve()
@@ -82,6 +91,8 @@ def audit(
         "osv_db": str(osv_db) if osv_db else None,
         "requirements": str(requirements) if requirements else None,
         "write_sbom": str(write_sbom) if write_sbom else None,
+        "artifact_paths": artifact_paths or None,
+        "cache_key": _read_key(cache_key) if cache_key else None,
     }
     status = None
     if show_progress() and fmt == "rich":
@@ -105,6 +116,15 @@ def audit(
     elif not mode.quiet or report.status != "passed":
         _print(report)
     raise typer.Exit(report.exit_code())
+
+
+def _read_key(path: Path) -> bytes:
+    from cea.errors import UsageError
+
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read the cache key {path} ({exc.strerror})") from exc
 
 
 def _print(report: Any) -> None:
