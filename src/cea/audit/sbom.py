@@ -90,6 +90,17 @@ def drift(sbom: dict[str, Any], lock_pins: dict[str, str]) -> list[str]:
     return out
 
 
+def _invalid(where: str, error: str) -> Finding:
+    return Finding(
+        "SBOM-INVALID",
+        "sbom",
+        "high",
+        where,
+        f"not valid CycloneDX 1.6: {error}",
+        hint="run `make sbom`",
+    )
+
+
 class SbomCheck:
     name = "sbom"
 
@@ -109,15 +120,7 @@ class SbomCheck:
             text = fresh.read_text(encoding="utf-8")
             error = validate_sbom(text)
             if error:
-                findings.append(
-                    Finding(
-                        "SBOM-INVALID",
-                        self.name,
-                        "high",
-                        "(generated)",
-                        f"generated SBOM is not valid CycloneDX 1.6: {error}",
-                    )
-                )
+                findings.append(_invalid("(generated)", error))
             notes.append(
                 f"generated CycloneDX 1.6 SBOM: {len(components(json.loads(text)))} components from {LOCK_FILE}"
             )
@@ -141,16 +144,7 @@ class SbomCheck:
             ctext = committed.read_text(encoding="utf-8")
             error = validate_sbom(ctext)
             if error:
-                findings.append(
-                    Finding(
-                        "SBOM-INVALID",
-                        self.name,
-                        "high",
-                        SBOM_FILE,
-                        f"not valid CycloneDX 1.6: {error}",
-                        hint="run `make sbom`",
-                    )
-                )
+                findings.append(_invalid(SBOM_FILE, error))
             else:
                 diffs = drift(json.loads(ctext), pins)
                 for d in diffs[:50]:
