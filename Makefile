@@ -14,7 +14,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --no-input
 OFFLINE_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 TEST_CMD := $(OFFLINE_ENV) $(PY) -m pytest --cov=cea --cov-report=term-missing:skip-covered --cov-fail-under=85 -q
 
-.PHONY: install demo test test-fast lint format lock clean bench sbom audit
+.PHONY: install demo test test-fast lint format lock clean bench sbom audit licenses
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -66,7 +66,11 @@ sbom:
 # The offline audit profile (no network): SAST, SBOM + drift, policy. `vulns` needs the
 # network (pip-audit) or an offline OSV database: `cea audit vulns --osv-db osv-pypi.zip`.
 audit:
-	$(BIN)/cea audit --checks sast,sbom,policy
+	$(BIN)/cea audit --checks sast,sbom,licenses,policy
+
+# THIRD_PARTY_LICENSES.md from the lock's environment (also carried in SBOM.json).
+licenses:
+	$(BIN)/cea audit licenses --write-third-party THIRD_PARTY_LICENSES.md
 
 bench:
 	$(OFFLINE_ENV) $(PY) -m pytest benchmarks -q --benchmark-only -p no:cacheprovider

@@ -48,6 +48,7 @@ class CheckResult:
     incomplete: tuple[str, ...] = ()  # why (parts of) the check could not run
     notes: tuple[str, ...] = ()  # what was checked (counts, database date, ...)
     fail_on: Severity = "medium"
+    data: dict[str, Any] = field(default_factory=dict)  # check-specific listing (e.g. licenses)
 
     def failing(self) -> tuple[Finding, ...]:
         floor = severity_rank(self.fail_on)
@@ -71,6 +72,7 @@ class CheckResult:
             "findings": [f.to_dict() for f in self.findings],
             "incomplete": list(self.incomplete),
             "notes": list(self.notes),
+            **({"data": self.data} if self.data else {}),
         }
 
 

@@ -40,7 +40,7 @@ class Waiver:
     location: str | None = None
 
     def covers(self, finding: Finding) -> bool:
-        if finding.id != self.id or (self.check and self.check != finding.check):
+        if not fnmatch.fnmatch(finding.id, self.id) or (self.check and self.check != finding.check):
             return False
         return self.location is None or fnmatch.fnmatch(finding.location, self.location)
 
@@ -106,6 +106,10 @@ def load_policy(path: Path | None) -> Policy:
             )
         )
     checks = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if "licenses" in checks:  # per-package license exceptions are waivers too
+        from cea.audit.licenses import load_license_policy
+
+        waivers += load_license_policy(checks["licenses"])[1]
     fail_on = _severity(table.get("fail_on", "medium"), "fail_on")
     return Policy(fail_on, checks, tuple(waivers), str(path))
 
@@ -126,6 +130,7 @@ def apply_policy(result: CheckResult, policy: Policy, today: date) -> CheckResul
         result.incomplete,
         result.notes,
         policy.threshold(result.check),
+        result.data,
     )
 
 

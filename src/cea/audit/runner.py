@@ -11,8 +11,8 @@ from cea.audit.model import AuditReport, CheckResult
 from cea.audit.policy import PolicyCheck, apply_policy, load_policy
 from cea.errors import UsageError
 
-CHECK_NAMES = ("sast", "vulns", "sbom", "policy", "artifacts")
-DEFAULT_CHECKS = ("sast", "vulns", "sbom", "policy")
+CHECK_NAMES = ("sast", "vulns", "sbom", "licenses", "policy", "artifacts")
+DEFAULT_CHECKS = ("sast", "vulns", "sbom", "licenses", "policy")
 
 
 def build_check(name: str) -> Check:
@@ -31,6 +31,10 @@ def build_check(name: str) -> Check:
         return SbomCheck()
     if name == "policy":
         return PolicyCheck()
+    if name == "licenses":
+        from cea.audit.licenses import LicensesCheck
+
+        return LicensesCheck()
     if name == "artifacts":
         from cea.audit.artifacts import ArtifactsCheck
 

@@ -48,8 +48,18 @@ def generate_sbom(lock: Path, pyproject: Path | None, out: Path) -> None:
     if proc.returncode != 0 or not out.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"cyclonedx-py failed: {tail[0][:200]}")
-    # stable formatting: sorted keys, one component per package
+    # stable formatting: sorted keys, one component per package; licenses from the installed
+    # metadata of the locked versions (the same data as THIRD_PARTY_LICENSES.md)
+    from cea.audit.licenses import UNKNOWN, installed_licenses, sbom_licenses
+
     data = json.loads(out.read_text(encoding="utf-8"))
+    pins, _ = pinned_requirements(lock)
+    known = sbom_licenses(pins, installed_licenses())
+    for comp in data.get("components", []):
+        spdx = known.get(canonicalize_name(comp.get("name", "")), UNKNOWN)
+        comp["licenses"] = (
+            [{"license": {"name": UNKNOWN}}] if spdx == UNKNOWN else [{"expression": spdx}]
+        )
     out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 

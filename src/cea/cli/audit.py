@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cea.cli._common import JsonOpt, QuietOpt, console, err_console, set_mode, show_progress
 
-CHECKS_HELP = "sast, vulns, sbom, policy, artifacts"
+CHECKS_HELP = "sast, vulns, sbom, licenses, policy, artifacts"
 
 
 def audit(
@@ -49,6 +49,12 @@ def audit(
         Path | None,
         typer.Option(
             "--cache-key", help="HMAC key file that signs cea's cache entries (artifacts)."
+        ),
+    ] = None,
+    write_third_party: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-third-party", help="Also write THIRD_PARTY_LICENSES.md (licenses check)."
         ),
     ] = None,
     write_sbom: Annotated[
@@ -91,6 +97,7 @@ def audit(
         "osv_db": str(osv_db) if osv_db else None,
         "requirements": str(requirements) if requirements else None,
         "write_sbom": str(write_sbom) if write_sbom else None,
+        "write_third_party": str(write_third_party) if write_third_party else None,
         "artifact_paths": artifact_paths or None,
         "cache_key": _read_key(cache_key) if cache_key else None,
     }
