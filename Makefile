@@ -29,7 +29,7 @@ install: $(PY)
 
 # The main job on the bundled sample data, offline.
 demo:
-	$(OFFLINE_ENV) $(BIN)/cea train --config sample
+	$(OFFLINE_ENV) $(BIN)/cea train --config default
 
 test:
 	$(TEST_CMD)

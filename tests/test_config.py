@@ -72,3 +72,14 @@ def test_config_hash_is_stable_and_sensitive() -> None:
     a = load_config("tiny")
     assert a.config_hash() == load_config("tiny").config_hash()
     assert a.config_hash() != load_config("tiny", ["seed=99"]).config_hash()
+
+
+def test_readme_main_job_uses_a_packaged_config() -> None:
+    """`make demo` (README command 1) must name a config that exists."""
+    import re
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    (name,) = re.findall(r"cea train --config (\S+)", makefile)
+    assert name in PACKAGED_CONFIGS
+    load_config(name)
