@@ -114,7 +114,12 @@ def test_vulns_real_environment_passes_for_torch(cli) -> None:
     assert json.loads(res.stdout)["results"][0]["status"] == "passed"
 
 
-def test_vulns_offline_without_database_is_incomplete(cli) -> None:
+def test_vulns_offline_without_database_is_incomplete(cli, monkeypatch) -> None:
+    # make "offline" certain wherever the suite runs: pip-audit's service is unreachable
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
     res = cli("audit", "vulns", str(REPO))
     assert res.exit_code == 7, res.stdout
     assert "could not be audited" in res.stdout or "pip-audit" in res.stdout
