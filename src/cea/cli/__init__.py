@@ -23,6 +23,7 @@ from cea.cli import audit as audit_cmd
 from cea.cli import data as data_cmd
 from cea.cli import doctor as doctor_cmd
 from cea.cli import planned as planned_cmd
+from cea.cli import predict as predict_cmd
 from cea.cli import runs as runs_cmd
 from cea.cli import train as train_cmd
 from cea.errors import CeaError, ExitCode
@@ -60,6 +61,7 @@ app.add_typer(data_cmd.app, name="data")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("train")(train_cmd.train)
 app.add_typer(runs_cmd.app, name="runs")
+app.command("predict")(predict_cmd.predict)
 app.command("audit", context_settings={"allow_interspersed_args": True})(audit_cmd.audit)
 planned_cmd.register(app)
 

@@ -10,7 +10,6 @@ from cea.errors import NotAvailableYetError
 
 PLANNED = {
     "eval": "score a checkpoint or registered model on a split (metrics with CIs, plots)",
-    "predict": "criteria probabilities and evidence sentences for new texts (JSONL in/out)",
     "hpo": "Optuna study over the train config",
     "bench": "input-pipeline throughput and data-wait/step ratio",
     "register-model": "register a run's model in the MLflow registry",

@@ -1,0 +1,152 @@
+"""Load a finished run's model safely and score new texts (post level, and evidence sentences
+with a sentence-level pair model)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cea.errors import IntegrityError, UsageError
+
+
+@dataclass
+class LoadedModel:
+    run_dir: Path
+    meta: dict[str, Any]
+    model: Any
+    tokenizer: Any
+    labels: tuple[str, ...]
+    thresholds: np.ndarray
+    pair: bool
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        return dict(self.meta["criteria"])
+
+
+def load_run_model(run_dir: Path) -> LoadedModel:
+    """Verify the run folder (manifest + artifact scan) before anything in it is loaded."""
+    from cea.audit.artifacts import scan_path
+    from cea.model.build import load_trained
+    from cea.security.manifest import MANIFEST_NAME, verify_manifest
+
+    meta_path = run_dir / "cea_meta.json"
+    if not meta_path.is_file() or not (run_dir / MANIFEST_NAME).is_file():
+        raise UsageError(
+            f"{run_dir} is not a finished cea run folder (cea_meta.json, manifest.json)"
+        )
+    verify_manifest(run_dir, exclude_dirs=("eval",))
+    _, findings, _ = scan_path([p for p in run_dir.iterdir() if p.is_file()])
+    if findings:
+        raise IntegrityError(
+            f"{run_dir}: refused by the artifact scan ({findings[0].id}: {findings[0].message})"
+        )
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    model, tokenizer = load_trained(run_dir)
+    labels = tuple(meta["labels"])
+    thresholds = np.array([meta["thresholds"][lab] for lab in labels], dtype=np.float64)
+    return LoadedModel(
+        run_dir, meta, model, tokenizer, labels, thresholds, bool(meta["pair_encoding"])
+    )
+
+
+def _device(lm: LoadedModel) -> Any:
+    return next(lm.model.parameters()).device
+
+
+def score_posts(lm: LoadedModel, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """(n_texts, n_labels) probabilities from a post-level model (chunks aggregated)."""
+    from cea.data.examples import Example
+    from cea.train.features import featurize
+    from cea.train.loop import predict
+
+    if lm.pair:
+        raise UsageError("this is a sentence-level (pair) model; give it as the evidence model")
+    exs = [
+        Example(str(i), str(i), str(i), t, tuple(0.0 for _ in lm.labels))
+        for i, t in enumerate(texts)
+    ]
+    ch = lm.meta["chunking"]
+    feats = featurize(
+        exs,
+        lm.tokenizer,
+        max_length=int(lm.meta["max_length"]),
+        labels=lm.labels,
+        chunking=bool(ch["enabled"]),
+        stride=int(ch["stride"]),
+        max_chunks=int(ch["max_chunks"]),
+    )
+    pred = predict(
+        lm.model,
+        feats,
+        device=_device(lm),
+        batch_size=batch_size,
+        pair=False,
+        n_outputs=len(lm.labels),
+        aggregate=str(ch["aggregate"]),
+        pad_id=int(lm.tokenizer.pad_token_id or 0),
+    )
+    return pred.example_prob
+
+
+def score_pairs(
+    lm: LoadedModel, sentences: list[str], criteria: list[str], batch_size: int = 64
+) -> np.ndarray:
+    """Probability that sentence i meets criteria[i] (pair model)."""
+    from cea.data.examples import Example
+    from cea.train.features import featurize
+    from cea.train.loop import predict
+
+    exs = [
+        Example(str(i), str(i), str(i), s, (0.0,), c)
+        for i, (s, c) in enumerate(zip(sentences, criteria, strict=True))
+    ]
+    feats = featurize(
+        exs,
+        lm.tokenizer,
+        max_length=int(lm.meta["max_length"]),
+        labels=lm.labels,
+        descriptions=lm.descriptions,
+        chunking=False,
+    )
+    pred = predict(
+        lm.model,
+        feats,
+        device=_device(lm),
+        batch_size=batch_size,
+        pair=True,
+        n_outputs=1,
+        pad_id=int(lm.tokenizer.pad_token_id or 0),
+    )
+    return pred.example_prob[:, 0]
+
+
+def top_evidence(lm: LoadedModel, text: str, k: int = 3) -> dict[str, list[dict[str, Any]]]:
+    """Per criterion, the k sentences of `text` most likely to be evidence."""
+    from cea.data.sentences import split_sentences
+
+    sents = split_sentences(text)
+    if not sents:
+        return {lab: [] for lab in lm.labels}
+    pairs = [(s, lab) for lab in lm.labels for s in sents]
+    probs = score_pairs(lm, [s.text for s, _ in pairs], [lab for _, lab in pairs])
+    out: dict[str, list[dict[str, Any]]] = {}
+    n = len(sents)
+    for j, lab in enumerate(lm.labels):
+        block = probs[j * n : (j + 1) * n]
+        order = np.argsort(-block, kind="stable")[:k]
+        out[lab] = [
+            {
+                "sentence": int(sents[i].index),
+                "start": sents[i].start,
+                "end": sents[i].end,
+                "prob": round(float(block[i]), 6),
+                "evidence": bool(block[i] >= lm.thresholds[j]),
+            }
+            for i in order
+        ]
+    return out

@@ -1,0 +1,168 @@
+"""`cea predict`: scores good lines, reports bad ones by number, refuses tampered runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cea.config import load_config
+from cea.train.run import run_training
+
+TEXTS = [
+    "I feel empty and sad lately. I cannot sleep at night.",
+    "My mood has been fine and I sleep well.",
+    "I keep thinking about ending my life. Nothing is fun anymore.",
+]
+
+
+@pytest.fixture(scope="module")
+def runs(
+    tiny_backbone: Path, small_sample_module: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, extra in (("post", []), ("pairs", ["task.level=sentence", "task.negatives=all"])):
+        cfg = load_config(
+            "tiny",
+            [
+                f"model.backbone={tiny_backbone}",
+                f"data.path={small_sample_module}",
+                f"output.runs_dir={root}",
+                f"output.run_name={name}",
+                "train.epochs=1",
+                *extra,
+            ],
+        )
+        out[name] = run_training(cfg, root / name).run_dir
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_sample_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cea.data.sample import write_sample
+
+    dest = tmp_path_factory.mktemp("data") / "small"
+    write_sample(dest, 60, seed=5)
+    return dest
+
+
+def _inputs(path: Path) -> Path:
+    lines = [json.dumps({"id": f"t{i}", "text": t}) for i, t in enumerate(TEXTS)]
+    lines.insert(1, "{broken json")
+    lines.append(json.dumps({"id": "empty", "text": "  "}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_predict_scores_good_lines_and_reports_bad_ones(cli, runs, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    res = cli(
+        "predict",
+        str(runs["post"]),
+        "-i",
+        str(_inputs(tmp_path / "in.jsonl")),
+        "-o",
+        str(out),
+        "--json",
+    )
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["scored"] == 3
+    assert [b["line"] for b in summary["bad_lines"]] == [2, 5]
+    assert "in.jsonl:2" in res.stderr and "{broken" not in res.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["t0", "t1", "t2"]
+    meta = json.loads((runs["post"] / "cea_meta.json").read_text())
+    for r in rows:
+        assert list(r["probs"]) == meta["labels"]
+        for lab, p in r["probs"].items():
+            assert 0.0 <= p <= 1.0
+            assert r["decisions"][lab] == (p >= meta["thresholds"][lab])
+
+
+def test_predict_matches_plain_transformers(cli, runs, tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = tmp_path / "out.jsonl"
+    assert (
+        cli(
+            "predict", str(runs["post"]), "-i", str(_inputs(tmp_path / "in.jsonl")), "-o", str(out)
+        ).exit_code
+        == 0
+    )
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    model = AutoModelForSequenceClassification.from_pretrained(runs["post"]).eval()
+    tok = AutoTokenizer.from_pretrained(runs["post"])
+    with torch.no_grad():  # short texts: one chunk each, so the HF forward pass is the whole story
+        probs = torch.sigmoid(model(**tok(TEXTS, padding=True, return_tensors="pt")).logits).numpy()
+    got = np.array([[r["probs"][lab] for lab in model.config.id2label.values()] for r in rows])
+    assert np.abs(got - probs).max() < 1e-5
+
+
+def test_predict_with_evidence_model(cli, runs, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    res = cli(
+        "predict",
+        str(runs["post"]),
+        "-i",
+        str(_inputs(tmp_path / "in.jsonl")),
+        "-o",
+        str(out),
+        "--evidence-model",
+        str(runs["pairs"]),
+        "--top-k",
+        "2",
+    )
+    assert res.exit_code == 0, res.stderr
+    first = json.loads(out.read_text().splitlines()[0])
+    ev = first["evidence"]
+    assert set(ev) == set(first["probs"])
+    assert all(len(v) == 2 for v in ev.values())
+    assert all(TEXTS[0][s["start"] : s["end"]] for v in ev.values() for s in v)
+    probs = [s["prob"] for s in ev["DEPRESSED_MOOD"]]
+    assert probs == sorted(probs, reverse=True)
+
+
+def test_predict_strict_writes_nothing(cli, runs, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    res = cli(
+        "predict",
+        str(runs["post"]),
+        "-i",
+        str(_inputs(tmp_path / "in.jsonl")),
+        "-o",
+        str(out),
+        "--strict",
+    )
+    assert res.exit_code == 5
+    assert not out.exists()
+
+
+def test_predict_refuses_a_tampered_run(cli, runs, tmp_path: Path) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(runs["post"], copy)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    out = tmp_path / "out.jsonl"
+    res = cli("predict", str(copy), "-i", str(_inputs(tmp_path / "in.jsonl")), "-o", str(out))
+    assert res.exit_code == 8
+    assert "manifest" in res.stderr and not out.exists()
+
+
+def test_pair_model_is_not_a_post_model(cli, runs, tmp_path: Path) -> None:
+    res = cli(
+        "predict",
+        str(runs["pairs"]),
+        "-i",
+        str(_inputs(tmp_path / "in.jsonl")),
+        "-o",
+        str(tmp_path / "o.jsonl"),
+    )
+    assert res.exit_code == 2
