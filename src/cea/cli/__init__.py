@@ -22,6 +22,7 @@ from cea.cli import _common
 from cea.cli import audit as audit_cmd
 from cea.cli import data as data_cmd
 from cea.cli import doctor as doctor_cmd
+from cea.cli import eval as eval_cmd
 from cea.cli import planned as planned_cmd
 from cea.cli import predict as predict_cmd
 from cea.cli import runs as runs_cmd
@@ -62,6 +63,7 @@ app.command("doctor")(doctor_cmd.doctor)
 app.command("train")(train_cmd.train)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("predict")(predict_cmd.predict)
+app.command("eval")(eval_cmd.eval_command)
 app.command("audit", context_settings={"allow_interspersed_args": True})(audit_cmd.audit)
 planned_cmd.register(app)
 

@@ -9,7 +9,6 @@ import typer
 from cea.errors import NotAvailableYetError
 
 PLANNED = {
-    "eval": "score a checkpoint or registered model on a split (metrics with CIs, plots)",
     "hpo": "Optuna study over the train config",
     "bench": "input-pipeline throughput and data-wait/step ratio",
     "register-model": "register a run's model in the MLflow registry",

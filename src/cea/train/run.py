@@ -193,6 +193,8 @@ def run_training(
 ) -> TrainSummary:
     """Train, evaluate, write the run folder. `tracker` receives params, step/epoch/final
     metrics, system metrics, tags and artifacts (only ever redacted values)."""
+    import numpy as np
+
     from cea.evaluate.metrics import tune_thresholds
     from cea.model.backbone import resolve_backbone
     from cea.model.build import build_model, load_tokenizer
@@ -317,7 +319,10 @@ def run_training(
         )
 
     val_pred = _pred("validation")
-    thresholds = tune_thresholds(val_pred.crit, val_pred.target, val_pred.prob, len(data.labels))
+    # rounded as stored in cea_meta.json, so later evaluations reproduce these metrics exactly
+    thresholds = np.round(
+        tune_thresholds(val_pred.crit, val_pred.target, val_pred.prob, len(data.labels)), 6
+    )
     metrics = {"validation": score(val_pred, data.labels, thresholds).to_dict()}
     if feats.get("test") is not None and len(feats["test"]):
         metrics["test"] = score(_pred("test"), data.labels, thresholds).to_dict()

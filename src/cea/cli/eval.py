@@ -1,0 +1,100 @@
+"""`cea eval RUN_DIR --split test`: metrics with bootstrap intervals, plots, reports."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mode
+
+
+def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Path) -> str | None:
+    """Attach the evaluation to the run's MLflow run (if it was tracked and reachable)."""
+    from cea.cli._tracking import resolve_target
+    from cea.tracking.mlflow_tracker import MlflowTracker
+    from cea.tracking.redact import MASK
+
+    path = run_dir / "tracking.json"
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    if MASK in str(recorded.get("uri")):
+        return "not logged: the run's tracking URI held a secret (give it with `cea train --resume` style tooling)"
+    tracker = MlflowTracker.resume(
+        resolve_target(recorded["uri"], None, recorded["experiment"]), recorded["run_id"]
+    )
+    m = report["metrics"]
+    metrics = {
+        f"eval/{name}/macro_f1": m["macro_f1"],
+        f"eval/{name}/micro_f1": m["micro_f1"],
+        f"eval/{name}/ece": report["ece"],
+    }
+    for lab, lm in m["per_label"].items():
+        metrics[f"eval/{name}/{lab}/f1"] = lm["f1"]
+    tracker.log(metrics=metrics)
+    for f in sorted(folder.iterdir()):
+        tracker.log_artifact(f, f"eval/{name}")
+    tracker.end("FINISHED")
+    return f"logged to MLflow run {recorded['run_id']}"
+
+
+def eval_command(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    split: Annotated[
+        str, typer.Option("--split", help="test | validation | train | all.")
+    ] = "test",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Output folder name under RUN_DIR/eval/.")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Dataset path (default: the run's).")
+    ] = None,
+    n_boot: Annotated[
+        int, typer.Option("--n-boot", min=100, max=100_000, help="Bootstrap resamples.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 13,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Do not log to the run's MLflow run.")
+    ] = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score a run on a split: F1 (macro, micro, per criterion) with 95 % bootstrap intervals,
+    AUROC, AUPRC, calibration error, plots; written to RUN_DIR/eval/NAME with its own manifest."""
+    from cea.evaluate.evaluation import evaluate_run
+
+    mode = set_mode(json_out, quiet)
+    label = name or f"{split}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    out = evaluate_run(run_dir, split=split, name=label, n_boot=n_boot, seed=seed, data_path=data)
+    tracked = None if no_track else _log_to_mlflow(run_dir, label, out.report, out.folder)
+    if mode.json:
+        emit_json({"folder": str(out.folder), "tracking": tracked, **out.report})
+        return
+    r = out.report
+    m, ci = r["metrics"], r["intervals"]
+    table = Table(title=f"{split}: {r['examples']} examples from {r['posts']} posts")
+    for col in ("criterion", "support", "precision", "recall", "F1", "95% CI", "AUPRC", "ECE"):
+        table.add_column(col, justify="left" if col == "criterion" else "right")
+    for lab, lm in m["per_label"].items():
+        lo, hi = ci["per_label_f1"][lab]
+        table.add_row(
+            lab,
+            str(lm["support"]),
+            f"{lm['precision']:.3f}",
+            f"{lm['recall']:.3f}",
+            f"{lm['f1']:.3f}",
+            f"[{lo:.3f}, {hi:.3f}]",
+            "-" if lm["auprc"] is None else f"{lm['auprc']:.3f}",
+            f"{r['ece_per_label'][lab]:.3f}",
+        )
+    console.print(table)
+    console.print(
+        f"macro-F1 {m['macro_f1']:.3f} [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}], "
+        f"micro-F1 {m['micro_f1']:.3f} [{ci['micro_f1'][0]:.3f}, {ci['micro_f1'][1]:.3f}], ECE {r['ece']:.3f}"
+    )
+    info(f"report, predictions and plots in {out.folder}" + (f"; {tracked}" if tracked else ""))

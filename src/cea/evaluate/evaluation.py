@@ -1,0 +1,325 @@
+"""`cea eval`: score a finished run on a split of its data, with intervals, plots and reports.
+
+Metrics at the thresholds stored with the run; bootstrap 95 % intervals resample posts (groups),
+not items, because a post's criteria are correlated. Outputs go to `RUN_DIR/eval/<name>/` with
+their own manifest: training outputs are never modified.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cea.errors import DataError, UsageError
+from cea.evaluate.metrics import compute_metrics
+
+N_BINS = 10
+
+
+def expected_calibration_error(target: np.ndarray, prob: np.ndarray, bins: int = N_BINS) -> float:
+    """Mean |accuracy - confidence| over equal-width probability bins, weighted by bin size."""
+    if len(prob) == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(prob, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            ece += mask.mean() * abs(float(target[mask].mean()) - float(prob[mask].mean()))
+    return float(round(ece, 6))
+
+
+def _f1s(
+    crit: np.ndarray, target: np.ndarray, pred: np.ndarray, n_labels: int
+) -> tuple[float, float, np.ndarray]:
+    y = target >= 0.5
+    tp = np.bincount(crit, weights=(pred & y).astype(float), minlength=n_labels)
+    fp = np.bincount(crit, weights=(pred & ~y).astype(float), minlength=n_labels)
+    fn = np.bincount(crit, weights=(~pred & y).astype(float), minlength=n_labels)
+    denom = 2 * tp + fp + fn
+    per = np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 0.0)
+    micro_d = 2 * tp.sum() + fp.sum() + fn.sum()
+    micro = 2 * tp.sum() / micro_d if micro_d else 0.0
+    return float(per.mean()), float(micro), per
+
+
+def bootstrap_intervals(
+    crit: np.ndarray,
+    target: np.ndarray,
+    prob: np.ndarray,
+    groups: np.ndarray,
+    thresholds: np.ndarray,
+    labels: tuple[str, ...],
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    """95 % percentile intervals of macro/micro F1 and per-criterion F1, resampling groups."""
+    pred = prob >= thresholds[crit]
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
+    rng = np.random.default_rng(seed)
+    macro, micro, per = [], [], []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(uniq), len(uniq))
+        idx = np.concatenate([members[g] for g in pick])
+        a, b, c = _f1s(crit[idx], target[idx], pred[idx], len(labels))
+        macro.append(a)
+        micro.append(b)
+        per.append(c)
+    per_arr = np.array(per)
+
+    def ci(values: np.ndarray) -> list[float]:
+        return [
+            float(round(np.percentile(values, 2.5), 6)),
+            float(round(np.percentile(values, 97.5), 6)),
+        ]
+
+    return {
+        "n_boot": n_boot,
+        "resampled": "posts",
+        "macro_f1": ci(np.array(macro)),
+        "micro_f1": ci(np.array(micro)),
+        "per_label_f1": {lab: ci(per_arr[:, i]) for i, lab in enumerate(labels)},
+    }
+
+
+@dataclass(frozen=True)
+class EvalOutput:
+    folder: Path
+    report: dict[str, Any]
+
+
+def _plots(
+    folder: Path,
+    crit: np.ndarray,
+    target: np.ndarray,
+    prob: np.ndarray,
+    labels: tuple[str, ...],
+    thresholds: np.ndarray,
+) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    written = []
+    n = len(labels)
+    cols = 5
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.8 * rows), squeeze=False)
+    for i, lab in enumerate(labels):
+        ax = axes[i // cols][i % cols]
+        m = crit == i
+        y, p = target[m] >= 0.5, prob[m] >= thresholds[i]
+        cm = np.array([[np.sum(~y & ~p), np.sum(~y & p)], [np.sum(y & ~p), np.sum(y & p)]])
+        ax.imshow(cm, cmap="Blues")
+        for (r, c), v in np.ndenumerate(cm):
+            dark = v > cm.max() / 2
+            ax.text(c, r, str(v), ha="center", va="center", color="white" if dark else "black")
+        ax.set_title(lab, fontsize=8)
+        ax.set_xticks([0, 1], ["pred 0", "pred 1"], fontsize=7)
+        ax.set_yticks([0, 1], ["true 0", "true 1"], fontsize=7)
+    for j in range(n, rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    fig.suptitle("Confusion matrices at the run's thresholds")
+    fig.tight_layout()
+    fig.savefig(folder / "confusion_matrices.png", dpi=110)
+    plt.close(fig)
+    written.append("confusion_matrices.png")
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for i, lab in enumerate(labels):
+        m = crit == i
+        y = target[m] >= 0.5
+        if 0 < y.sum() < len(y):
+            pr, rc, _ = precision_recall_curve(y, prob[m])
+            ax.plot(rc, pr, label=lab, lw=1)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("Precision-recall per criterion")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(folder / "precision_recall.png", dpi=110)
+    plt.close(fig)
+    written.append("precision_recall.png")
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    edges = np.linspace(0, 1, N_BINS + 1)
+    idx = np.clip(np.digitize(prob, edges[1:-1]), 0, N_BINS - 1)
+    conf = [prob[idx == b].mean() if (idx == b).any() else np.nan for b in range(N_BINS)]
+    acc = [target[idx == b].mean() if (idx == b).any() else np.nan for b in range(N_BINS)]
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    ax.plot(conf, acc, "o-")
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_title("Reliability (all criteria)")
+    fig.tight_layout()
+    fig.savefig(folder / "reliability.png", dpi=110)
+    plt.close(fig)
+    written.append("reliability.png")
+    return written
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    m, ci = report["metrics"], report["intervals"]
+    lines = [
+        f"# Evaluation `{report['name']}` of `{report['run_dir']}`",
+        "",
+        f"Split **{report['split']}**: {report['examples']} examples from {report['posts']} posts. "
+        f"Thresholds tuned on validation at training time. 95 % intervals: bootstrap over posts "
+        f"({ci['n_boot']} resamples).",
+        "",
+        f"- macro-F1 **{m['macro_f1']:.3f}** [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}]",
+        f"- micro-F1 **{m['micro_f1']:.3f}** [{ci['micro_f1'][0]:.3f}, {ci['micro_f1'][1]:.3f}]",
+        f"- expected calibration error {report['ece']:.3f}",
+        "",
+        "| criterion | support | precision | recall | F1 [95 % CI] | AUROC | AUPRC | ECE | threshold |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for lab, lm in m["per_label"].items():
+        lo, hi = ci["per_label_f1"][lab]
+        lines.append(
+            f"| {lab} | {lm['support']} | {lm['precision']:.3f} | {lm['recall']:.3f} | "
+            f"{lm['f1']:.3f} [{lo:.3f}, {hi:.3f}] | {_fmt(lm['auroc'])} | {_fmt(lm['auprc'])} | "
+            f"{report['ece_per_label'][lab]:.3f} | {lm['threshold']:.3f} |"
+        )
+    lines += [
+        "",
+        "![confusion](confusion_matrices.png)",
+        "![pr](precision_recall.png)",
+        "![reliability](reliability.png)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_run(
+    run_dir: Path,
+    *,
+    split: str,
+    name: str,
+    n_boot: int = 1000,
+    seed: int = 13,
+    data_path: str | None = None,
+) -> EvalOutput:
+    import yaml
+
+    from cea.config import CeaConfig
+    from cea.data.criteria import load_criteria
+    from cea.data.examples import build_examples
+    from cea.data.readers import ensure_usable, load_dataset
+    from cea.data.splits import load_split
+    from cea.evaluate.predictor import load_run_model
+    from cea.security.io import atomic_write_json, atomic_write_text
+    from cea.security.manifest import write_manifest
+    from cea.security.paths import safe_child
+    from cea.train.features import featurize
+    from cea.train.loop import predict
+
+    lm = load_run_model(run_dir)
+    cfg = CeaConfig.model_validate(
+        yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    )
+    criteria = load_criteria(cfg.data.criteria_file)
+    result = load_dataset(cfg.data.format, data_path or cfg.data.path, tuple(criteria))
+    ensure_usable(result, strict=False)
+    ds = result.dataset
+    if split == "all":
+        groups: set[str] | None = None
+    else:
+        sp = load_split(run_dir / "split.json", ds)  # refuses other data (hash differs)
+        if split not in sp.groups:
+            raise UsageError(f"split {split!r} not in this run ({', '.join(sp.groups)})")
+        groups = set(sp.groups[split])
+    exs = build_examples(
+        ds, level=cfg.task.level, labels=lm.labels, negatives=cfg.task.negatives, groups=groups
+    )
+    if not exs:
+        raise DataError(f"no examples in split {split!r}")
+    ch = cfg.model.chunking
+    feats = featurize(
+        exs,
+        lm.tokenizer,
+        max_length=cfg.model.max_length,
+        labels=lm.labels,
+        descriptions=lm.descriptions if lm.pair else None,
+        chunking=ch.enabled and not lm.pair,
+        stride=ch.stride,
+        max_chunks=ch.max_chunks,
+    )
+    n_out = 1 if lm.pair else len(lm.labels)
+    pred = predict(
+        lm.model,
+        feats,
+        device=next(lm.model.parameters()).device,
+        batch_size=64,
+        pair=lm.pair,
+        n_outputs=n_out,
+        aggregate=ch.aggregate,
+        pad_id=int(lm.tokenizer.pad_token_id or 0),
+    )
+    metrics = compute_metrics(
+        pred.crit, pred.target, pred.prob, lm.labels, lm.thresholds, loss=pred.loss
+    )
+    post_of_example = np.array([e.group_id for e in exs])
+    item_groups = post_of_example if lm.pair else np.repeat(post_of_example, len(lm.labels))
+    intervals = bootstrap_intervals(
+        pred.crit, pred.target, pred.prob, item_groups, lm.thresholds, lm.labels, n_boot, seed
+    )
+    ece_per = {
+        lab: expected_calibration_error(pred.target[pred.crit == i], pred.prob[pred.crit == i])
+        for i, lab in enumerate(lm.labels)
+    }
+    folder = safe_child(run_dir / "eval", name, what="evaluation name")
+    if folder.exists():
+        raise UsageError(
+            f"{folder} exists; evaluations are immutable", hint="choose another --name"
+        )
+    stage = run_dir / "eval" / f".{name}.tmp"
+    stage.mkdir(parents=True, exist_ok=False)
+    report = {
+        "name": name,
+        "run_dir": str(run_dir),
+        "split": split,
+        "examples": len(exs),
+        "posts": len(set(post_of_example)),
+        "data_hash": ds.content_hash(),
+        "metrics": metrics.to_dict(),
+        "intervals": intervals,
+        "ece": expected_calibration_error(pred.target, pred.prob),
+        "ece_per_label": ece_per,
+        "thresholds": {lab: float(t) for lab, t in zip(lm.labels, lm.thresholds, strict=True)},
+    }
+    lines = []
+    for i, e in enumerate(exs):  # ids and numbers only: no text in the predictions file
+        row: dict[str, Any] = {"id": e.example_id, "post_id": e.post_id}
+        if lm.pair:
+            row.update(
+                criterion=e.criterion,
+                target=e.labels[0],
+                prob=float(pred.example_prob[i, 0]),  # full precision: metrics reproduce exactly
+            )
+        else:
+            row.update(
+                targets=dict(zip(lm.labels, e.labels, strict=True)),
+                probs={
+                    lab: float(p) for lab, p in zip(lm.labels, pred.example_prob[i], strict=True)
+                },
+            )
+        lines.append(json.dumps(row))
+    atomic_write_text(stage / "predictions.jsonl", "\n".join(lines) + "\n")
+    report["plots"] = _plots(stage, pred.crit, pred.target, pred.prob, lm.labels, lm.thresholds)
+    atomic_write_json(stage / "metrics.json", report, sort_keys=False)
+    atomic_write_text(stage / "report.md", _markdown(report))
+    write_manifest(stage)
+    stage.rename(folder)
+    return EvalOutput(folder, report)
