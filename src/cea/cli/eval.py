@@ -44,7 +44,14 @@ def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Pat
 
 
 def eval_command(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    run_dir: Annotated[Path | None, typer.Argument(help="A finished run folder.")] = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--compare",
+            help="A B: two runs or groups (comma lists or globs, e.g. 'runs/base-*' 'runs/aug-*').",
+        ),
+    ] = None,
     split: Annotated[
         str, typer.Option("--split", help="test | validation | train | all.")
     ] = "test",
@@ -66,9 +73,23 @@ def eval_command(
 ) -> None:
     """Score a run on a split: F1 (macro, micro, per criterion) with 95 % bootstrap intervals,
     AUROC, AUPRC, calibration error, plots; written to RUN_DIR/eval/NAME with its own manifest."""
+    from cea.errors import UsageError
     from cea.evaluate.evaluation import evaluate_run
 
     mode = set_mode(json_out, quiet)
+    if compare is not None:
+        from cea.evaluate.compare import compare_groups, expand_group
+
+        result = compare_groups(
+            expand_group(compare[0]), expand_group(compare[1]), n_boot=max(n_boot, 200), seed=seed
+        )
+        if mode.json:
+            emit_json(result)
+        else:
+            console.print(result["sentence"])
+        return
+    if run_dir is None:
+        raise UsageError("give a run folder, or --compare A B")
     label = name or f"{split}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     out = evaluate_run(run_dir, split=split, name=label, n_boot=n_boot, seed=seed, data_path=data)
     tracked = None if no_track else _log_to_mlflow(run_dir, label, out.report, out.folder)
