@@ -24,7 +24,9 @@ def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Pat
         return None
     recorded = json.loads(path.read_text(encoding="utf-8"))
     if MASK in str(recorded.get("uri")):
-        return "not logged: the run's tracking URI held a secret (give it with `cea train --resume` style tooling)"
+        return (
+            "not logged to MLflow: the run's tracking URI held a secret, which cea does not store"
+        )
     tracker = MlflowTracker.resume(
         resolve_target(recorded["uri"], None, recorded["experiment"]), recorded["run_id"]
     )
