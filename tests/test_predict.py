@@ -59,15 +59,19 @@ def _inputs(path: Path) -> Path:
     return path
 
 
+def _predict(cli, run: Path, tmp_path: Path, out: Path, *extra: str):
+    return cli(
+        "predict", str(run), "-i", str(_inputs(tmp_path / "in.jsonl")), "-o", str(out), *extra
+    )
+
+
 def test_predict_scores_good_lines_and_reports_bad_ones(cli, runs, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    res = cli(
-        "predict",
-        str(runs["post"]),
-        "-i",
-        str(_inputs(tmp_path / "in.jsonl")),
-        "-o",
-        str(out),
+    res = _predict(
+        cli,
+        runs["post"],
+        tmp_path,
+        out,
         "--json",
     )
     assert res.exit_code == 0, res.stderr
@@ -90,8 +94,11 @@ def test_predict_matches_plain_transformers(cli, runs, tmp_path: Path) -> None:
 
     out = tmp_path / "out.jsonl"
     assert (
-        cli(
-            "predict", str(runs["post"]), "-i", str(_inputs(tmp_path / "in.jsonl")), "-o", str(out)
+        _predict(
+            cli,
+            runs["post"],
+            tmp_path,
+            out,
         ).exit_code
         == 0
     )
@@ -106,13 +113,11 @@ def test_predict_matches_plain_transformers(cli, runs, tmp_path: Path) -> None:
 
 def test_predict_with_evidence_model(cli, runs, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    res = cli(
-        "predict",
-        str(runs["post"]),
-        "-i",
-        str(_inputs(tmp_path / "in.jsonl")),
-        "-o",
-        str(out),
+    res = _predict(
+        cli,
+        runs["post"],
+        tmp_path,
+        out,
         "--evidence-model",
         str(runs["pairs"]),
         "--top-k",
@@ -130,13 +135,11 @@ def test_predict_with_evidence_model(cli, runs, tmp_path: Path) -> None:
 
 def test_predict_strict_writes_nothing(cli, runs, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    res = cli(
-        "predict",
-        str(runs["post"]),
-        "-i",
-        str(_inputs(tmp_path / "in.jsonl")),
-        "-o",
-        str(out),
+    res = _predict(
+        cli,
+        runs["post"],
+        tmp_path,
+        out,
         "--strict",
     )
     assert res.exit_code == 5
@@ -151,18 +154,21 @@ def test_predict_refuses_a_tampered_run(cli, runs, tmp_path: Path) -> None:
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
     out = tmp_path / "out.jsonl"
-    res = cli("predict", str(copy), "-i", str(_inputs(tmp_path / "in.jsonl")), "-o", str(out))
+    res = _predict(
+        cli,
+        copy,
+        tmp_path,
+        out,
+    )
     assert res.exit_code == 8
     assert "manifest" in res.stderr and not out.exists()
 
 
 def test_pair_model_is_not_a_post_model(cli, runs, tmp_path: Path) -> None:
-    res = cli(
-        "predict",
-        str(runs["pairs"]),
-        "-i",
-        str(_inputs(tmp_path / "in.jsonl")),
-        "-o",
-        str(tmp_path / "o.jsonl"),
+    res = _predict(
+        cli,
+        runs["pairs"],
+        tmp_path,
+        tmp_path / "o.jsonl",
     )
     assert res.exit_code == 2

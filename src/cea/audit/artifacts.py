@@ -176,11 +176,14 @@ def identify(data: bytes) -> str:
 # ---- per-format scanners -----------------------------------------------------------------
 
 
-def check_safetensors(path: Path, data: bytes) -> list[Finding]:
+def check_safetensors(path: Path, data: bytes, size: int | None = None) -> list[Finding]:
+    """Validate the header. `data` must hold at least the 8-byte length and the header;
+    `size` is the whole file's size (default: len(data)) — the tensors themselves are not read."""
     fmt = "safetensors"
     bad: list[str] = []
+    size = len(data) if size is None else size
     (n,) = struct.unpack("<Q", data[:8])
-    if n > MAX_SAFETENSORS_HEADER or n > len(data) - 8:
+    if n > MAX_SAFETENSORS_HEADER or n > size - 8 or len(data) < 8 + n:
         return [
             _finding(
                 path,
@@ -215,7 +218,7 @@ def check_safetensors(path: Path, data: bytes) -> list[Finding]:
         bad.append(f"duplicate keys: {', '.join(sorted(set(dup))[:5])}")
     if not isinstance(header, dict):
         return [_finding(path, fmt, "SAFETENSORS-HEADER", "header is not a JSON object")]
-    body = len(data) - 8 - n
+    body = size - 8 - n
     spans = []
     for key, info in header.items():
         if key == "__metadata__":
@@ -321,8 +324,24 @@ def _decompress(kind: str, data: bytes) -> bytes:
     return out
 
 
+def _read_safetensors_header(path: Path) -> tuple[bytes, int] | None:
+    """(length + header bytes, file size) when the file starts like safetensors, else None:
+    weights are validated without reading gigabytes of tensor data."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+        if not _is_safetensors(head, 0):
+            return None
+        (n,) = struct.unpack("<Q", head[:8])
+        fh.seek(0)
+        data = fh.read(8 + min(n, MAX_SAFETENSORS_HEADER))
+    return data, path.stat().st_size
+
+
 def scan_file(path: Path, *, allowed: frozenset[str] = SAFE_GLOBALS) -> ScanResult:
     try:
+        header = _read_safetensors_header(path)
+        if header is not None:
+            return ScanResult(path, "safetensors", tuple(check_safetensors(path, *header)))
         data = path.read_bytes()
     except OSError as exc:
         return ScanResult(
@@ -332,9 +351,7 @@ def scan_file(path: Path, *, allowed: frozenset[str] = SAFE_GLOBALS) -> ScanResu
         )
     fmt = identify(data)
     findings: list[Finding] = []
-    if fmt == "safetensors":
-        findings += check_safetensors(path, data)
-    elif fmt == "pickle":
+    if fmt == "pickle":  # (safetensors content returned above, header-only)
         report, end = scan_pickle_bytes(data, allowed=allowed, sequence=True)
         # legacy torch.save: magic, protocol, sys info, object, storage keys, then raw storages
         legacy_torch = data[:4] == b"\x80\x02\x8a\x0a" and report.streams >= 5
@@ -463,17 +480,8 @@ def scan_path(
                 )
         results.append(res)
         findings += res.findings
-    manifests = sorted(
-        {
-            m.parent
-            for r in roots
-            for m in ([r / MANIFEST_NAME] if r.is_dir() else [])
-            + (list(r.rglob(MANIFEST_NAME)) if r.is_dir() else [])
-        }
-    )
+    manifests = sorted({m.parent for r in roots if r.is_dir() for m in r.rglob(MANIFEST_NAME)})
     for folder in manifests:
-        if not (folder / MANIFEST_NAME).is_file():
-            continue
         nested = tuple(
             d.name for d in folder.iterdir() if d.is_dir() and (d / MANIFEST_NAME).is_file()
         )

@@ -240,14 +240,12 @@ class _Walker:
                     stack.append(None)
                 elif name in ("NEWTRUE", "NEWFALSE"):
                     stack.append(name == "NEWTRUE")
-                elif name in ("EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_DICT", "EMPTY_SET"):
-                    stack.append(
-                        {"EMPTY_LIST": [], "EMPTY_TUPLE": (), "EMPTY_DICT": {}, "EMPTY_SET": set()}[
-                            name
-                        ]
-                        if name != "EMPTY_DICT"
-                        else _SymDict()
-                    )
+                elif name == "EMPTY_DICT":
+                    stack.append(_SymDict())
+                elif name in ("EMPTY_LIST", "EMPTY_SET"):
+                    stack.append([])  # sets are walked as lists: only their contents matter
+                elif name == "EMPTY_TUPLE":
+                    stack.append(())
                 elif name == "LIST":
                     stack_items = pop_mark()
                     stack.append(list(stack_items))

@@ -218,12 +218,10 @@ def evaluate_run(
     from cea.data.examples import build_examples
     from cea.data.readers import ensure_usable, load_dataset
     from cea.data.splits import load_split
-    from cea.evaluate.predictor import load_run_model
+    from cea.evaluate.predictor import load_run_model, predict_examples
     from cea.security.io import atomic_write_json, atomic_write_text
     from cea.security.manifest import write_manifest
     from cea.security.paths import safe_child
-    from cea.train.features import featurize
-    from cea.train.loop import predict
 
     lm = load_run_model(run_dir)
     cfg = CeaConfig.model_validate(
@@ -245,28 +243,7 @@ def evaluate_run(
     )
     if not exs:
         raise DataError(f"no examples in split {split!r}")
-    ch = cfg.model.chunking
-    feats = featurize(
-        exs,
-        lm.tokenizer,
-        max_length=cfg.model.max_length,
-        labels=lm.labels,
-        descriptions=lm.descriptions if lm.pair else None,
-        chunking=ch.enabled and not lm.pair,
-        stride=ch.stride,
-        max_chunks=ch.max_chunks,
-    )
-    n_out = 1 if lm.pair else len(lm.labels)
-    pred = predict(
-        lm.model,
-        feats,
-        device=next(lm.model.parameters()).device,
-        batch_size=64,
-        pair=lm.pair,
-        n_outputs=n_out,
-        aggregate=ch.aggregate,
-        pad_id=int(lm.tokenizer.pad_token_id or 0),
-    )
+    pred = predict_examples(lm, exs)
     metrics = compute_metrics(
         pred.crit, pred.target, pred.prob, lm.labels, lm.thresholds, loss=pred.loss
     )

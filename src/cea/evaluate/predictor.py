@@ -54,43 +54,43 @@ def load_run_model(run_dir: Path) -> LoadedModel:
     )
 
 
-def _device(lm: LoadedModel) -> Any:
-    return next(lm.model.parameters()).device
-
-
-def score_posts(lm: LoadedModel, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """(n_texts, n_labels) probabilities from a post-level model (chunks aggregated)."""
-    from cea.data.examples import Example
+def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int = 64) -> Any:
+    """Featurize and score examples the way the run was trained (chunking / pair encoding)."""
     from cea.train.features import featurize
     from cea.train.loop import predict
 
-    if lm.pair:
-        raise UsageError("this is a sentence-level (pair) model; give it as the evidence model")
-    exs = [
-        Example(str(i), str(i), str(i), t, tuple(0.0 for _ in lm.labels))
-        for i, t in enumerate(texts)
-    ]
     ch = lm.meta["chunking"]
     feats = featurize(
         exs,
         lm.tokenizer,
         max_length=int(lm.meta["max_length"]),
         labels=lm.labels,
-        chunking=bool(ch["enabled"]),
+        descriptions=lm.descriptions if lm.pair else None,
+        chunking=bool(ch["enabled"]) and not lm.pair,
         stride=int(ch["stride"]),
         max_chunks=int(ch["max_chunks"]),
     )
-    pred = predict(
+    return predict(
         lm.model,
         feats,
-        device=_device(lm),
+        device=next(lm.model.parameters()).device,
         batch_size=batch_size,
-        pair=False,
-        n_outputs=len(lm.labels),
+        pair=lm.pair,
+        n_outputs=1 if lm.pair else len(lm.labels),
         aggregate=str(ch["aggregate"]),
         pad_id=int(lm.tokenizer.pad_token_id or 0),
     )
-    return pred.example_prob
+
+
+def score_posts(lm: LoadedModel, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """(n_texts, n_labels) probabilities from a post-level model (chunks aggregated)."""
+    from cea.data.examples import Example
+
+    if lm.pair:
+        raise UsageError("this is a sentence-level (pair) model; give it as the evidence model")
+    zeros = tuple(0.0 for _ in lm.labels)
+    exs = [Example(str(i), str(i), str(i), t, zeros) for i, t in enumerate(texts)]
+    return np.asarray(predict_examples(lm, exs, batch_size).example_prob)
 
 
 def score_pairs(
@@ -98,31 +98,12 @@ def score_pairs(
 ) -> np.ndarray:
     """Probability that sentence i meets criteria[i] (pair model)."""
     from cea.data.examples import Example
-    from cea.train.features import featurize
-    from cea.train.loop import predict
 
     exs = [
         Example(str(i), str(i), str(i), s, (0.0,), c)
         for i, (s, c) in enumerate(zip(sentences, criteria, strict=True))
     ]
-    feats = featurize(
-        exs,
-        lm.tokenizer,
-        max_length=int(lm.meta["max_length"]),
-        labels=lm.labels,
-        descriptions=lm.descriptions,
-        chunking=False,
-    )
-    pred = predict(
-        lm.model,
-        feats,
-        device=_device(lm),
-        batch_size=batch_size,
-        pair=True,
-        n_outputs=1,
-        pad_id=int(lm.tokenizer.pad_token_id or 0),
-    )
-    return pred.example_prob[:, 0]
+    return np.asarray(predict_examples(lm, exs, batch_size).example_prob[:, 0])
 
 
 def top_evidence(lm: LoadedModel, text: str, k: int = 3) -> dict[str, list[dict[str, Any]]]:
