@@ -65,6 +65,41 @@ def tiny_train_args(tiny: Path, data: Path, name: str) -> list[str]:
     ]
 
 
+def train_in(work: Path, tiny: Path, name: str, *overrides: str) -> Path:
+    """Train a tiny tracked run (sqlite store in `work`) through the CLI; its folder."""
+    from cea.cli import main
+
+    old = Path.cwd()
+    os.chdir(work)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(
+                [
+                    "train",
+                    "--config",
+                    "tiny",
+                    "--backbone",
+                    str(tiny),
+                    "--run-name",
+                    name,
+                    "-q",
+                    "train.epochs=2",
+                    "tracking.system_metrics=false",
+                    *overrides,
+                ]
+            )
+        assert exc.value.code == 0
+    finally:
+        os.chdir(old)
+    return work / "runs" / name
+
+
+@pytest.fixture(scope="module")
+def tracked_run(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tracked tiny run per test module (modules may modify their copy)."""
+    return train_in(tmp_path_factory.mktemp("work"), tiny_backbone, "r")
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from cea.model.tiny import build_tiny_bert

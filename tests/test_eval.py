@@ -20,37 +20,6 @@ from cea.evaluate.evaluation import bootstrap_intervals, expected_calibration_er
 from cea.security.manifest import check_manifest
 
 
-@pytest.fixture(scope="module")
-def tracked_run(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import os
-
-    from cea.cli import main
-
-    work = tmp_path_factory.mktemp("work")
-    old = Path.cwd()
-    os.chdir(work)
-    try:
-        with pytest.raises(SystemExit) as exc:
-            main(
-                [
-                    "train",
-                    "--config",
-                    "tiny",
-                    "--backbone",
-                    str(tiny_backbone),
-                    "--run-name",
-                    "r",
-                    "-q",
-                    "train.epochs=2",
-                    "tracking.system_metrics=false",
-                ]
-            )
-        assert exc.value.code == 0
-    finally:
-        os.chdir(old)
-    return work / "runs" / "r"
-
-
 def _eval(cli, run: Path, *args: str) -> dict:
     res = cli("eval", str(run), "--json", "--n-boot", "200", *args)
     assert res.exit_code == 0, res.stderr

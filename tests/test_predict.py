@@ -172,3 +172,13 @@ def test_pair_model_is_not_a_post_model(cli, runs, tmp_path: Path) -> None:
         tmp_path / "o.jsonl",
     )
     assert res.exit_code == 2
+
+
+def test_eval_of_the_evidence_model_reports_recall_at_k(cli, runs) -> None:
+    res = cli("eval", str(runs["pairs"]), "--json", "--n-boot", "100", "--no-track", "--name", "ev")
+    assert res.exit_code == 0, res.stderr
+    ev = json.loads(res.stdout)["evidence"]
+    assert ev["pairs_with_evidence"] > 0
+    r = [ev["recall_at_k"][k] for k in ("1", "3", "5")]
+    assert 0.0 <= r[0] <= r[1] <= r[2] <= 1.0  # recall@k grows with k
+    assert all(ev["hit_at_k"][k] >= ev["recall_at_k"][k] for k in ("1", "3", "5"))

@@ -113,6 +113,15 @@ class TrackingConfig(_Strict):
     system_metrics_interval_s: float = Field(5.0, gt=0)
 
 
+class RegistryConfig(_Strict):
+    """`cea register-model`'s promotion gate: a protected alias needs the weights logged at
+    training time and an evaluation metric at or above the minimum."""
+
+    protected_aliases: list[str] = ["champion"]
+    gate_metric: Literal["macro_f1", "micro_f1"] = "macro_f1"
+    gate_min: float = Field(0.5, ge=0.0, le=1.0)
+
+
 class CeaConfig(_Strict):
     seed: int = 13
     data: DataConfig = DataConfig()
@@ -121,10 +130,11 @@ class CeaConfig(_Strict):
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
     tracking: TrackingConfig = TrackingConfig()
+    registry: RegistryConfig = RegistryConfig()
 
     def config_hash(self) -> str:
         """Hash of what a model depends on: not where outputs go or how they are tracked."""
-        relevant = self.model_dump(mode="json", exclude={"output", "tracking"})
+        relevant = self.model_dump(mode="json", exclude={"output", "tracking", "registry"})
         return sha256_bytes(canonical_json(relevant).encode())[:16]
 
 

@@ -69,6 +69,13 @@ class IncompleteError(CeaError):
     exit_code = ExitCode.INCOMPLETE
 
 
+class GateRefused(CeaError):
+    """A release or promotion gate said no (exit 1, like findings)."""
+
+    exit_code = ExitCode.FINDINGS
+    default_hint = "see the reason above; fix the run or choose an unprotected alias"
+
+
 class IntegrityError(CeaError):
     exit_code = ExitCode.INTEGRITY
     default_hint = "the file was changed after it was written; regenerate it from a trusted source"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import pickletools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -426,6 +427,9 @@ def scan_pickle_bytes(
     return report, f.tell()
 
 
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
 def looks_like_pickle(data: bytes) -> bool:
     """Protocol 2+ by header; protocol 0/1 by walking (text files fail within a few bytes)."""
     if len(data) >= 2 and data[0] == 0x80 and data[1] in (2, 3, 4, 5):
@@ -437,9 +441,16 @@ def looks_like_pickle(data: bytes) -> bool:
     ):
         return False
     ops: list[str] = []
+    args: list[Any] = []
     try:
-        for op, _arg, _pos in pickletools.genops(io.BytesIO(data)):
+        for op, arg, _pos in pickletools.genops(io.BytesIO(data)):
             ops.append(op.name)
+            args.append(arg)
     except Exception:  # a broken stream is still a (truncated) pickle if it began like one
-        return len(ops) >= 2 and ops[0] in ("GLOBAL", "INST", "MARK")
+        if len(ops) < 2 or ops[0] not in ("GLOBAL", "INST", "MARK"):
+            return False
+        # text that starts with "c" or "i" (a YAML "channels:" line) reads as GLOBAL too:
+        # a real GLOBAL/INST names a module and an attribute
+        first = args[0] if ops[0] != "MARK" else None
+        return first is None or all(_DOTTED.match(part) for part in str(first).split(" ", 1))
     return len(ops) >= 2 and ops[-1] == "STOP"

@@ -25,6 +25,7 @@ from cea.cli import doctor as doctor_cmd
 from cea.cli import eval as eval_cmd
 from cea.cli import planned as planned_cmd
 from cea.cli import predict as predict_cmd
+from cea.cli import register as register_cmd
 from cea.cli import runs as runs_cmd
 from cea.cli import train as train_cmd
 from cea.errors import CeaError, ExitCode
@@ -64,6 +65,7 @@ app.command("train")(train_cmd.train)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("predict")(predict_cmd.predict)
 app.command("eval")(eval_cmd.eval_command)
+app.command("register-model")(register_cmd.register_model)
 app.command("audit", context_settings={"allow_interspersed_args": True})(audit_cmd.audit)
 planned_cmd.register(app)
 

@@ -36,7 +36,10 @@ def resolve_target(uri: str | None, artifact_location: str | None, experiment: s
 
     # MLflow prints "View run at ..." on stdout for server URIs: that would break --json
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow installs its own handler
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault(
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"
+    )  # MLflow installs its own handler
     # fail in seconds, not minutes, when a tracking server is unreachable (MLflow's default
     # is 7 retries with exponential backoff); users can still set their own values
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")

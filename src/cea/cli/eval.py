@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,7 +47,9 @@ def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Pat
 
 
 def eval_command(
-    run_dir: Annotated[Path | None, typer.Argument(help="A finished run folder.")] = None,
+    source: Annotated[
+        str | None, typer.Argument(help="A finished run folder, or models:/NAME@ALIAS.")
+    ] = None,
     compare: Annotated[
         tuple[str, str] | None,
         typer.Option(
@@ -67,6 +70,19 @@ def eval_command(
         int, typer.Option("--n-boot", min=100, max=100_000, help="Bootstrap resamples.")
     ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 13,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            help="Where evaluations of a models:/ source go (default: ./eval/NAME-vVERSION).",
+        ),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri", help="Registry for models:/ sources (default: sqlite here)."
+        ),
+    ] = None,
     no_track: Annotated[
         bool, typer.Option("--no-track", help="Do not log to the run's MLflow run.")
     ] = False,
@@ -75,6 +91,7 @@ def eval_command(
 ) -> None:
     """Score a run on a split: F1 (macro, micro, per criterion) with 95 % bootstrap intervals,
     AUROC, AUPRC, calibration error, plots; written to RUN_DIR/eval/NAME with its own manifest."""
+    from cea.cli.register import resolve_model_source
     from cea.errors import UsageError
     from cea.evaluate.evaluation import evaluate_run
 
@@ -90,11 +107,27 @@ def eval_command(
         else:
             console.print(result["sentence"])
         return
-    if run_dir is None:
-        raise UsageError("give a run folder, or --compare A B")
+    if source is None:
+        raise UsageError("give a run folder or models:/NAME@ALIAS, or --compare A B")
     label = name or f"{split}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-    out = evaluate_run(run_dir, split=split, name=label, n_boot=n_boot, seed=seed, data_path=data)
-    tracked = None if no_track else _log_to_mlflow(run_dir, label, out.report, out.folder)
+    with tempfile.TemporaryDirectory(prefix="cea-model-") as tmp:
+        run_dir, registered = resolve_model_source(source, tracking_uri, Path(tmp))
+        out_root = None
+        if registered is not None:
+            out_root = output_dir or Path("eval") / f"{registered['name']}-v{registered['version']}"
+        out = evaluate_run(
+            run_dir,
+            split=split,
+            name=label,
+            n_boot=n_boot,
+            seed=seed,
+            data_path=data,
+            out_root=out_root,
+            source=source if registered is not None else None,
+        )
+    tracked = None
+    if not no_track and registered is None:
+        tracked = _log_to_mlflow(run_dir, label, out.report, out.folder)
     if mode.json:
         emit_json({"folder": str(out.folder), "tracking": tracked, **out.report})
         return
@@ -120,4 +153,11 @@ def eval_command(
         f"macro-F1 {m['macro_f1']:.3f} [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}], "
         f"micro-F1 {m['micro_f1']:.3f} [{ci['micro_f1'][0]:.3f}, {ci['micro_f1'][1]:.3f}], ECE {r['ece']:.3f}"
     )
+    if r.get("evidence"):
+        ev = r["evidence"]
+        console.print(
+            "evidence: "
+            + ", ".join(f"recall@{k} {v:.3f}" for k, v in ev["recall_at_k"].items())
+            + f" over {ev['pairs_with_evidence']} (post, criterion) pairs with gold sentences"
+        )
     info(f"report, predictions and plots in {out.folder}" + (f"; {tracked}" if tracked else ""))

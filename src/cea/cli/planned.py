@@ -11,7 +11,6 @@ from cea.errors import NotAvailableYetError
 PLANNED = {
     "hpo": "Optuna study over the train config",
     "bench": "input-pipeline throughput and data-wait/step ratio",
-    "register-model": "register a run's model in the MLflow registry",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,7 +48,10 @@ def _read_inputs(path: Path) -> tuple[list[tuple[int, str, str]], list[dict[str,
 
 
 def predict(
-    model: Annotated[Path, typer.Argument(help="A finished run folder (post-level model).")],
+    model: Annotated[
+        str,
+        typer.Argument(help="A finished run folder (post-level model) or models:/NAME@ALIAS."),
+    ],
     input_file: Annotated[
         Path, typer.Option("--input", "-i", help='JSONL: {"id", "text"} per line.')
     ],
@@ -69,10 +73,17 @@ def predict(
     strict: Annotated[
         bool, typer.Option("--strict", help="Any bad line: exit 5, write nothing.")
     ] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri", help="Registry for models:/ sources (default: sqlite here)."
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Criteria probabilities and decisions (thresholds of the run) for new texts."""
+    from cea.cli.register import resolve_model_source
     from cea.errors import DataError, UsageError
     from cea.evaluate.predictor import load_run_model, score_posts, top_evidence
     from cea.security.io import atomic_path
@@ -92,7 +103,9 @@ def predict(
         )
     if not good:
         raise DataError(f"{input_file}: no line to score")
-    lm = load_run_model(model)
+    with tempfile.TemporaryDirectory(prefix="cea-model-") as fetched:
+        run_dir, registered = resolve_model_source(model, tracking_uri, Path(fetched))
+        lm = load_run_model(run_dir)
     ev = load_run_model(evidence_model) if evidence_model else None
     if ev is not None and not ev.pair:
         raise UsageError(f"{evidence_model} is not a sentence-level (pair) model")
@@ -127,7 +140,13 @@ def predict(
     finally:
         if progress is not None:
             progress.stop()
-    summary = {"output": str(output), "scored": len(good), "bad_lines": bad, "model": str(model)}
+    summary = {
+        "output": str(output),
+        "scored": len(good),
+        "bad_lines": bad,
+        "model": model,
+        "registered": registered and {k: registered[k] for k in ("name", "version")},
+    }
     if mode.json:
         emit_json(summary)
     else:

@@ -8,8 +8,11 @@ import typer
 from rich.table import Table
 
 from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, set_mode
+from cea.cli.register import card
 
-app = typer.Typer(help="List and show tracked training runs (MLflow).", no_args_is_help=True)
+app = typer.Typer(
+    help="List and show tracked training runs (MLflow); a run's model card.", no_args_is_help=True
+)
 
 UriOpt = Annotated[
     str | None,
@@ -140,3 +143,6 @@ def show_run(
             v = section[k]
             table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
         console.print(table)
+
+
+app.command("card")(card)

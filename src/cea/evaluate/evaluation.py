@@ -88,6 +88,43 @@ def bootstrap_intervals(
     }
 
 
+EVIDENCE_KS = (1, 3, 5)
+
+
+def evidence_recall(
+    keys: list[tuple[str, str]],
+    target: np.ndarray,
+    prob: np.ndarray,
+    ks: tuple[int, ...] = EVIDENCE_KS,
+) -> dict[str, Any]:
+    """Evidence retrieval per (post, criterion) with at least one gold sentence: recall@k is
+    the share of its gold sentences among its k most probable sentences (averaged), hit@k the
+    share of pairs with at least one gold sentence in the top k."""
+    by_pair: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(keys):
+        by_pair.setdefault(key, []).append(i)
+    recall: dict[int, list[float]] = {k: [] for k in ks}
+    hit: dict[int, list[float]] = {k: [] for k in ks}
+    for idx in by_pair.values():
+        rows = np.array(idx)
+        gold = target[rows] >= 0.5
+        if not gold.any():
+            continue
+        order = rows[np.argsort(-prob[rows], kind="stable")]
+        gold_set = set(rows[gold].tolist())
+        for k in ks:
+            found = len(gold_set.intersection(order[:k].tolist()))
+            recall[k].append(found / len(gold_set))
+            hit[k].append(float(found > 0))
+    return {
+        "pairs_with_evidence": len(recall[ks[0]]),
+        "recall_at_k": {
+            str(k): round(float(np.mean(v)), 6) if v else 0.0 for k, v in recall.items()
+        },
+        "hit_at_k": {str(k): round(float(np.mean(v)), 6) if v else 0.0 for k, v in hit.items()},
+    }
+
+
 @dataclass(frozen=True)
 class EvalOutput:
     folder: Path
@@ -182,6 +219,17 @@ def _markdown(report: dict[str, Any]) -> str:
         f"- macro-F1 **{m['macro_f1']:.3f}** [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}]",
         f"- micro-F1 **{m['micro_f1']:.3f}** [{ci['micro_f1'][0]:.3f}, {ci['micro_f1'][1]:.3f}]",
         f"- expected calibration error {report['ece']:.3f}",
+        *(
+            [
+                "- evidence (per post and criterion with gold sentences, "
+                f"{report['evidence']['pairs_with_evidence']} pairs): "
+                + ", ".join(
+                    f"recall@{k} {v:.3f}" for k, v in report["evidence"]["recall_at_k"].items()
+                )
+            ]
+            if report.get("evidence")
+            else []
+        ),
         "",
         "| criterion | support | precision | recall | F1 [95 % CI] | AUROC | AUPRC | ECE | threshold |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -210,10 +258,10 @@ def evaluate_run(
     n_boot: int = 1000,
     seed: int = 13,
     data_path: str | None = None,
+    out_root: Path | None = None,
+    source: str | None = None,
 ) -> EvalOutput:
-    import yaml
-
-    from cea.config import CeaConfig
+    """Score the run on `split`; outputs in `out_root/name` (default `RUN_DIR/eval/name`)."""
     from cea.data.criteria import load_criteria
     from cea.data.examples import build_examples
     from cea.data.readers import ensure_usable, load_dataset
@@ -222,11 +270,10 @@ def evaluate_run(
     from cea.security.io import atomic_write_json, atomic_write_text
     from cea.security.manifest import write_manifest
     from cea.security.paths import safe_child
+    from cea.train.run import saved_config
 
     lm = load_run_model(run_dir)
-    cfg = CeaConfig.model_validate(
-        yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    )
+    cfg = saved_config(run_dir)
     criteria = load_criteria(cfg.data.criteria_file)
     result = load_dataset(cfg.data.format, data_path or cfg.data.path, tuple(criteria))
     ensure_usable(result, strict=False)
@@ -256,16 +303,17 @@ def evaluate_run(
         lab: expected_calibration_error(pred.target[pred.crit == i], pred.prob[pred.crit == i])
         for i, lab in enumerate(lm.labels)
     }
-    folder = safe_child(run_dir / "eval", name, what="evaluation name")
+    root = out_root if out_root is not None else run_dir / "eval"
+    folder = safe_child(root, name, what="evaluation name")
     if folder.exists():
         raise UsageError(
             f"{folder} exists; evaluations are immutable", hint="choose another --name"
         )
-    stage = run_dir / "eval" / f".{name}.tmp"
+    stage = root / f".{name}.tmp"
     stage.mkdir(parents=True, exist_ok=False)
     report = {
         "name": name,
-        "run_dir": str(run_dir),
+        "run_dir": source or str(run_dir),
         "split": split,
         "examples": len(exs),
         "posts": len(set(post_of_example)),
@@ -293,6 +341,12 @@ def evaluate_run(
                 },
             )
         lines.append(json.dumps(row))
+    if lm.pair:
+        report["evidence"] = evidence_recall(
+            [(e.post_id, e.criterion or "") for e in exs],
+            np.array([e.labels[0] for e in exs], dtype=np.float64),
+            pred.example_prob[:, 0],
+        )
     atomic_write_text(stage / "predictions.jsonl", "\n".join(lines) + "\n")
     report["plots"] = _plots(stage, pred.crit, pred.target, pred.prob, lm.labels, lm.thresholds)
     atomic_write_json(stage / "metrics.json", report, sort_keys=False)

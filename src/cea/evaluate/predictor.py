@@ -28,10 +28,10 @@ class LoadedModel:
         return dict(self.meta["criteria"])
 
 
-def load_run_model(run_dir: Path) -> LoadedModel:
-    """Verify the run folder (manifest + artifact scan) before anything in it is loaded."""
+def verify_run_folder(run_dir: Path) -> dict[str, Any]:
+    """Manifest + artifact scan of a finished run folder; its `cea_meta.json` when both pass.
+    Nothing in the folder is loaded before this returns."""
     from cea.audit.artifacts import scan_path
-    from cea.model.build import load_trained
     from cea.security.manifest import MANIFEST_NAME, verify_manifest
 
     meta_path = run_dir / "cea_meta.json"
@@ -45,7 +45,15 @@ def load_run_model(run_dir: Path) -> LoadedModel:
         raise IntegrityError(
             f"{run_dir}: refused by the artifact scan ({findings[0].id}: {findings[0].message})"
         )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    return meta
+
+
+def load_run_model(run_dir: Path) -> LoadedModel:
+    """Verify the run folder (manifest + artifact scan) before anything in it is loaded."""
+    from cea.model.build import load_trained
+
+    meta = verify_run_folder(run_dir)
     model, tokenizer = load_trained(run_dir)
     labels = tuple(meta["labels"])
     thresholds = np.array([meta["thresholds"][lab] for lab in labels], dtype=np.float64)

@@ -41,6 +41,7 @@ META_FILE = "cea_meta.json"
 CONFIG_FILE = "config.yaml"
 SPLIT_FILE = "split.json"
 TRACKING_FILE = "tracking.json"
+WEIGHTS_FILE = "model.safetensors"  # the best weights, at the root of a finished run
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,16 @@ def new_run_dir(config: CeaConfig) -> Path:
             hint="choose another output.run_name, or continue it with `cea train --resume RUN_DIR`",
         )
     return run_dir
+
+
+def saved_config(run_dir: Path) -> CeaConfig:
+    """The resolved config a run saved (finished or not)."""
+    path = run_dir / CONFIG_FILE
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: unreadable run config ({exc.__class__.__name__})") from exc
+    return CeaConfig.model_validate(tree)
 
 
 def read_run_config(run_dir: Path) -> CeaConfig:
@@ -370,13 +381,14 @@ def run_training(
         move_tree_atomically(stage, run_dir)
         shutil.rmtree(stage, ignore_errors=True)
         atomic_write_json(run_dir / META_FILE, meta, sort_keys=False)  # label order matters
-        write_manifest(run_dir)
+        files = write_manifest(run_dir)
         tracker.log(metrics=final_metrics(metrics), step=result.global_step)
         tracker.log(
             metrics={"final/best_epoch": result.best_epoch, "final/epochs_run": result.epochs_run},
-            tags={"cea.final_split": final_split},
+            # what `cea register-model`'s promotion gate compares the weights with
+            tags={"cea.final_split": final_split, "cea.weights_sha256": files[WEIGHTS_FILE]},
         )
-        for name in (CONFIG_FILE, META_FILE, SPLIT_FILE):
+        for name in (CONFIG_FILE, META_FILE, SPLIT_FILE, MANIFEST_NAME):
             tracker.log_artifact(run_dir / name, "run")
     if backbone.kind == "tiny":
         shutil.rmtree(backbone.path, ignore_errors=True)

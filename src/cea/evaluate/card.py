@@ -1,0 +1,106 @@
+"""A model card (Markdown) for a finished run: data, metrics per criterion with intervals,
+thresholds, intended use and limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cea.security.manifest import check_manifest
+
+
+def newest_eval(run_dir: Path, split: str = "test") -> dict[str, Any] | None:
+    """The newest `cea eval` report of `split` whose manifest still verifies."""
+    found = []
+    for path in (run_dir / "eval").glob("*/metrics.json"):
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if report.get("split") == split and check_manifest(path.parent).ok:
+            found.append((path.stat().st_mtime, report))
+    return max(found, key=lambda f: f[0])[1] if found else None
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def model_card(run_dir: Path, meta: dict[str, Any]) -> str:
+    report = newest_eval(run_dir)
+    level = meta["task"]["level"]
+    lines = [
+        f"# Model card: `{run_dir.name}`",
+        "",
+        "## Intended use and limits",
+        "",
+        "- **Research use only.** This model flags whether a text meets a criterion "
+        f"({meta['task']['name']}, {level} level) and is **not a diagnostic device**: it must not "
+        "be used to diagnose, triage or treat anyone, nor to decide about a person without a "
+        "qualified clinician.",
+        "- Trained on a small dataset; the intervals below show how uncertain the metrics are. "
+        "Performance on other populations, platforms or writing styles is unknown.",
+        "- Texts may be sensitive: run it where the data is allowed to be processed.",
+        "",
+        "## Model",
+        "",
+        f"- backbone: `{meta['backbone']['name']}` ({meta['backbone']['kind']}); max length "
+        f"{meta['max_length']} tokens; cea {meta['cea_version']}",
+        f"- seed {meta['seed']}; best epoch {meta['best_epoch']} of {meta['epochs_run']}"
+        + (" (stopped early)" if meta.get("stopped_early") else ""),
+        f"- config hash `{meta['config_hash']}`",
+        "",
+        "## Data",
+        "",
+        f"- data hash `{meta['data_hash']}`; examples per split: "
+        + ", ".join(f"{k} {v}" for k, v in meta["examples"].items()),
+        "",
+        "| criterion | description | threshold |",
+        "|---|---|---|",
+    ]
+    for lab in meta["labels"]:
+        desc = str(meta["criteria"].get(lab, "")).replace("|", "/")
+        lines.append(f"| {lab} | {desc} | {meta['thresholds'][lab]:.3f} |")
+    lines += ["", "## Metrics", ""]
+    if report is not None:
+        m, ci = report["metrics"], report["intervals"]
+        lines += [
+            f"From `cea eval` `{report['name']}` on the **{report['split']}** split "
+            f"({report['examples']} examples, {report['posts']} posts), 95 % bootstrap intervals "
+            f"over posts. macro-F1 **{m['macro_f1']:.3f}** [{ci['macro_f1'][0]:.3f}, "
+            f"{ci['macro_f1'][1]:.3f}], micro-F1 {m['micro_f1']:.3f}, ECE {report['ece']:.3f}.",
+            "",
+            "| criterion | support | precision | recall | F1 [95 % CI] | AUROC | AUPRC |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for lab, lm in m["per_label"].items():
+            lo, hi = ci["per_label_f1"][lab]
+            lines.append(
+                f"| {lab} | {lm['support']} | {lm['precision']:.3f} | {lm['recall']:.3f} | "
+                f"{lm['f1']:.3f} [{lo:.3f}, {hi:.3f}] | {_f(lm['auroc'])} | {_f(lm['auprc'])} |"
+            )
+        if report.get("evidence"):
+            ev = report["evidence"]
+            lines += [
+                "",
+                "Evidence retrieval: "
+                + ", ".join(f"recall@{k} {v:.3f}" for k, v in ev["recall_at_k"].items()),
+            ]
+    else:
+        split = meta["final_split"]
+        m = meta["metrics"][split]
+        lines += [
+            f"Training-time metrics on the **{split}** split (no intervals: run "
+            f"`cea eval {run_dir} --split test` for bootstrap intervals). "
+            f"macro-F1 **{m['macro_f1']:.3f}**, micro-F1 {m['micro_f1']:.3f}.",
+            "",
+            "| criterion | support | precision | recall | F1 | AUROC | AUPRC |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for lab, lm in m["per_label"].items():
+            lines.append(
+                f"| {lab} | {lm['support']} | {lm['precision']:.3f} | {lm['recall']:.3f} | "
+                f"{lm['f1']:.3f} | {_f(lm['auroc'])} | {_f(lm['auprc'])} |"
+            )
+    return "\n".join(lines) + "\n"

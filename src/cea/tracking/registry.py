@@ -1,0 +1,264 @@
+"""Register a finished run's model in the MLflow registry, and fetch a registered one safely.
+
+Nothing pickled is logged (DESIGN §6): the model is "models from code" — the loader file
+`pyfunc_model.py` plus the run's safetensors weights, tokenizer and JSON/YAML metadata. Aliases,
+not stages (deprecated in MLflow 3). Every version carries tags with the sha256 of the weights
+and of the loader, the data and config hashes, the git sha, the evaluation metrics and the cea
+version. A protected alias (e.g. `champion`) is only given when the weights still match the
+sha256 that training logged and the evaluation metric meets the configured minimum.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cea import __version__
+from cea.errors import GateRefused, IntegrityError, RuntimeFailure, UsageError
+from cea.security.io import sha256_file
+
+LOADER = Path(__file__).with_name("pyfunc_model.py")
+MODEL_NAME = "model"  # the logged model's name inside the MLflow run
+RUN_ARTIFACT = "run"  # key (and folder) of the staged run files among the model's artifacts
+EXCLUDED_FILES = ("manifest.json", "tracking.json")  # re-written / machine specific
+
+
+@dataclass(frozen=True)
+class GateMetric:
+    name: str
+    value: float | None
+    source: str  # "eval/<name>" or "training/<split>"
+
+
+@dataclass
+class Registration:
+    name: str
+    version: str
+    alias: str | None
+    model_uri: str
+    run_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def gate_metric(run_dir: Path, meta: dict[str, Any], metric: str) -> GateMetric:
+    """The newest verified `cea eval` on the test split, else the training-time test metrics."""
+    from cea.evaluate.card import newest_eval
+
+    report = newest_eval(run_dir, "test")
+    if report is not None:
+        return GateMetric(metric, float(report["metrics"][metric]), f"eval/{report['name']}")
+    split = str(meta.get("final_split", "test"))
+    value = meta.get("metrics", {}).get(split, {}).get(metric)
+    return GateMetric(metric, None if value is None else float(value), f"training/{split}")
+
+
+def gate_reasons(
+    *, weights_sha: str, trained_sha: str | None, metric: GateMetric, minimum: float
+) -> list[str]:
+    """Why a protected alias must be refused (empty: it may be given)."""
+    reasons = []
+    if trained_sha is None:
+        reasons.append("no weights sha256 was logged at training time (untracked run)")
+    elif trained_sha != weights_sha:
+        reasons.append(
+            f"the weights changed after training (sha256 {weights_sha[:12]}…, "
+            f"training logged {trained_sha[:12]}…)"
+        )
+    if metric.value is None:
+        reasons.append(f"no {metric.name} to judge (run `cea eval RUN_DIR --split test`)")
+    elif metric.value < minimum:
+        reasons.append(f"{metric.name} {metric.value:.4f} ({metric.source}) < minimum {minimum}")
+    return reasons
+
+
+def stage_model_files(run_dir: Path, dest: Path, card: str) -> dict[str, str]:
+    """Copy what loading needs (root files of the run, no checkpoints, no evaluations) and a
+    model card into `dest`, with a fresh manifest; returns the manifest's file hashes."""
+    from cea.security.manifest import write_manifest
+
+    dest.mkdir(parents=True)
+    for path in sorted(run_dir.iterdir()):
+        if path.is_file() and path.name not in EXCLUDED_FILES:
+            shutil.copy2(path, dest / path.name)
+    (dest / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    return write_manifest(dest)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib import metadata
+
+    reqs = [f"cea=={__version__}"]
+    for dist in ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas"):
+        try:
+            version = metadata.version(dist).split("+")[0]
+        except metadata.PackageNotFoundError:  # pragma: no cover - all are dependencies
+            continue
+        reqs.append(f"{dist}=={version}")
+    return reqs
+
+
+def register_run(
+    run_dir: Path,
+    *,
+    name: str,
+    alias: str | None,
+    target: Any,
+    training_run_id: str | None,
+    protected: list[str],
+    metric_name: str,
+    minimum: float,
+    card: str,
+    work_dir: Path,
+) -> Registration:
+    """Verify, gate, log (models from code) and register; returns the new version."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from cea.evaluate.predictor import verify_run_folder
+    from cea.tracking.mlflow_tracker import _client, experiment_id
+
+    meta = verify_run_folder(run_dir)
+    weights_sha = sha256_file(run_dir / "model.safetensors")
+    client = _client(target.uri)
+    trained_sha = None
+    if training_run_id is not None:
+        try:
+            trained_sha = client.get_run(training_run_id).data.tags.get("cea.weights_sha256")
+        except MlflowException as exc:
+            raise UsageError(
+                f"training run {training_run_id} is not in the tracking store {target.uri}",
+                hint="give the store the run was tracked in with --tracking-uri",
+            ) from exc
+    metric = gate_metric(run_dir, meta, metric_name)
+    if alias is not None and alias in protected:
+        reasons = gate_reasons(
+            weights_sha=weights_sha, trained_sha=trained_sha, metric=metric, minimum=minimum
+        )
+        if reasons:
+            raise GateRefused(f"alias {alias!r} is protected: " + "; ".join(reasons))
+    stage = work_dir / RUN_ARTIFACT
+    stage_model_files(run_dir, stage, card)
+    tags = {
+        "cea.weights_sha256": weights_sha,
+        "cea.loader_sha256": sha256_file(LOADER),
+        "cea.data_hash": str(meta.get("data_hash")),
+        "cea.config_hash": str(meta.get("config_hash")),
+        "cea.git_sha": _git_sha_of(client, training_run_id),
+        "cea.version": __version__,
+        "cea.labels": ",".join(meta["labels"]),
+        "cea.task": f"{meta['task']['name']}/{meta['task']['level']}",
+        "cea.gate_metric_source": metric.source,
+    }
+    if metric.value is not None:
+        tags[f"cea.eval.{metric.name}"] = f"{metric.value:.6f}"
+    mlflow.set_tracking_uri(target.uri)
+    mlflow.set_registry_uri(target.uri)
+    try:
+        run_kwargs: dict[str, Any] = (
+            {"run_id": training_run_id}
+            if training_run_id
+            else {
+                "experiment_id": experiment_id(client, target),
+                "run_name": f"register-{run_dir.name}",
+            }
+        )
+        with warnings.catch_warnings(), mlflow.start_run(**run_kwargs) as run:
+            # MLflow nags about type hints and input examples: the signature is explicit
+            warnings.simplefilter("ignore", UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_NAME,
+                python_model=str(LOADER),
+                artifacts={RUN_ARTIFACT: str(stage)},
+                pip_requirements=_pip_requirements(),
+                signature=_signature(meta["labels"]),
+                metadata={"cea": {"weights_sha256": weights_sha, "labels": meta["labels"]}},
+            )
+            run_id = run.info.run_id
+        version = mlflow.register_model(info.model_uri, name, tags=tags)
+        if alias is not None:
+            client.set_registered_model_alias(name, alias, version.version)
+    except MlflowException as exc:
+        raise RuntimeFailure(f"registry: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
+    return Registration(name, str(version.version), alias, info.model_uri, run_id, tags)
+
+
+def _signature(labels: list[str]) -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "text")]),
+        outputs=Schema([ColSpec("double", lab) for lab in labels]),
+    )
+
+
+def _git_sha_of(client: Any, run_id: str | None) -> str:
+    if run_id is None:
+        return "unknown"
+    return str(client.get_run(run_id).data.tags.get("cea.git_sha", "unknown"))
+
+
+def parse_model_uri(source: str) -> tuple[str, str] | None:
+    """`models:/NAME@ALIAS` or `models:/NAME/VERSION` → (name, alias-or-version)."""
+    if not source.startswith("models:/"):
+        return None
+    rest = source[len("models:/") :]
+    if "@" in rest:
+        name, ref = rest.split("@", 1)
+    elif "/" in rest:
+        name, ref = rest.rsplit("/", 1)
+    else:
+        raise UsageError(f"{source}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    if not name or not ref:
+        raise UsageError(f"{source}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    return name, ref
+
+
+def fetch_registered(source: str, target: Any, dest: Path) -> tuple[Path, dict[str, str]]:
+    """Download a registered version, verify the loader and weights against the version's
+    tags, and return the local run folder (loaded by cea itself: the loader is not run)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from cea.tracking.mlflow_tracker import _client
+
+    parsed = parse_model_uri(source)
+    if parsed is None:
+        raise UsageError(f"{source} is not a models:/ URI")
+    name, ref = parsed
+    client = _client(target.uri)
+    try:
+        mv = (
+            client.get_model_version(name, ref)
+            if ref.isdigit()
+            else client.get_model_version_by_alias(name, ref)
+        )
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{mv.version}",
+                dst_path=str(dest),
+                tracking_uri=target.uri,
+                registry_uri=target.uri,
+            )
+        )
+    except MlflowException as exc:
+        raise UsageError(
+            f"{source}: not found in the registry at {target.uri} ({exc.__class__.__name__})",
+            hint="check the name and alias (`cea register-model`), or give --tracking-uri",
+        ) from exc
+    tags = dict(mv.tags)
+    run_folder = local / "artifacts" / RUN_ARTIFACT
+    loaders = [p for p in local.glob("*.py")]
+    expected = {"cea.weights_sha256": run_folder / "model.safetensors"}
+    if len(loaders) != 1:
+        raise IntegrityError(f"{source}: expected one loader file, found {len(loaders)}")
+    expected["cea.loader_sha256"] = loaders[0]
+    for tag, path in expected.items():
+        if tags.get(tag) is None or not path.is_file() or sha256_file(path) != tags[tag]:
+            raise IntegrityError(
+                f"{source} (version {mv.version}): {path.name} does not match its {tag} tag"
+            )
+    return run_folder, {"name": name, "version": str(mv.version), **tags}

@@ -1,0 +1,210 @@
+"""`cea register-model`: models from code (no pickle), tags, aliases, the promotion gate, and
+`models:/NAME@ALIAS` as a source for `cea predict` / `cea eval`; the model card."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cea.evaluate.evaluation import evidence_recall
+from cea.security.io import sha256_file
+from cea.security.manifest import write_manifest
+
+TEXTS = [
+    "I feel so sad and empty every single day.",
+    "I can't sleep at night and I'm exhausted.",
+    "Nothing interests me anymore, not even games.",
+    "Had a great time hiking with my friends today!",
+]
+
+
+@pytest.fixture(scope="module")
+def store(tracked_run: Path) -> dict[str, str]:
+    uri = json.loads((tracked_run / "tracking.json").read_text())["uri"]
+    return {"uri": uri, "work": str(tracked_run.parent.parent)}
+
+
+def _register(cli, run: Path, store: dict[str, str], *args: str) -> tuple[int, dict, str]:
+    res = cli("register-model", str(run), "--json", "--tracking-uri", store["uri"], *args)
+    return res.exit_code, (json.loads(res.stdout) if res.exit_code == 0 else {}), res.stderr
+
+
+def _inputs(tmp: Path) -> Path:
+    path = tmp / "in.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(TEXTS))
+    )
+    return path
+
+
+def _probs(path: Path) -> np.ndarray:
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    return np.array([list(r["probs"].values()) for r in rows])
+
+
+def test_register_tags_alias_and_no_pickle(cli, tracked_run: Path, store) -> None:
+    code, out, err = _register(cli, tracked_run, store, "--name", "crit", "--alias", "staging")
+    assert code == 0, err
+    assert out["load_with"] == "models:/crit@staging"
+    tags = out["tags"]
+    assert tags["cea.weights_sha256"] == sha256_file(tracked_run / "model.safetensors")
+    meta = json.loads((tracked_run / "cea_meta.json").read_text())
+    assert tags["cea.data_hash"] == meta["data_hash"]
+    assert tags["cea.config_hash"] == meta["config_hash"]
+    assert float(tags["cea.eval.macro_f1"]) == pytest.approx(meta["metrics"]["test"]["macro_f1"])
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store["uri"], registry_uri=store["uri"])
+    mv = client.get_model_version_by_alias("crit", "staging")
+    assert mv.tags["cea.loader_sha256"] == tags["cea.loader_sha256"]
+    assert mv.tags["cea.git_sha"]
+    # the logged model: MLmodel, yaml/json/txt, the loader .py, safetensors, tokenizer; no pickle
+    from cea.audit.artifacts import scan_path
+
+    logged = [p for p in Path(store["work"], "mlartifacts").rglob("*") if p.is_file()]
+    names = {p.name for p in logged}
+    assert {"MLmodel", "pyfunc_model.py", "model.safetensors", "MODEL_CARD.md"} <= names
+    assert not [p for p in logged if p.suffix in {".pkl", ".pickle", ".joblib", ".pt", ".bin"}]
+    _, findings, _ = scan_path(logged)
+    assert findings == []
+
+
+def test_pyfunc_in_fresh_process_matches_cea_predict(
+    cli, tracked_run: Path, store, tmp_path: Path
+) -> None:
+    code, _, err = _register(cli, tracked_run, store, "--name", "fresh", "--alias", "candidate")
+    assert code == 0, err
+    inp = _inputs(tmp_path)
+    out_run = tmp_path / "run.jsonl"
+    assert cli("predict", str(tracked_run), "-i", str(inp), "-o", str(out_run), "-q").exit_code == 0
+    out_reg = tmp_path / "reg.jsonl"
+    res = cli(
+        "predict", "models:/fresh@candidate", "-i", str(inp), "-o", str(out_reg), "-q",
+        "--tracking-uri", store["uri"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    script = (
+        "import json, sys, mlflow.pyfunc, pandas as pd\n"
+        "m = mlflow.pyfunc.load_model('models:/fresh@candidate')\n"
+        "df = m.predict(pd.DataFrame({'text': json.loads(sys.argv[1])}))\n"
+        "print(json.dumps(df.values.tolist()))\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"], "MLFLOW_REGISTRY_URI": store["uri"]}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(TEXTS)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pyfunc = np.array(json.loads(proc.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(pyfunc, _probs(out_run), atol=1e-5)
+    np.testing.assert_allclose(_probs(out_reg), _probs(out_run), atol=1e-6)
+
+
+def test_protected_alias_gate(cli, tracked_run: Path, store, tmp_path: Path) -> None:
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("registry:\n  protected_aliases: [champion]\n  gate_min: 0.0\n")
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("registry:\n  protected_aliases: [champion]\n  gate_min: 0.999\n")
+    code, _, err = _register(
+        cli, tracked_run, store, "--name", "gated", "--alias", "champion", "--config", str(lenient)
+    )
+    assert code == 0, err
+    code, _, err = _register(
+        cli, tracked_run, store, "--name", "gated", "--alias", "champion", "--config", str(strict)
+    )
+    assert code == 1
+    assert "macro_f1" in err and "minimum 0.999" in err
+    # weights changed after training (and the manifest re-written to hide it): refused
+    copy = tmp_path / "changed"
+    shutil.copytree(tracked_run, copy, ignore=shutil.ignore_patterns("eval"))
+    blob = bytearray((copy / "model.safetensors").read_bytes())
+    blob[-1] ^= 0x01
+    (copy / "model.safetensors").write_bytes(bytes(blob))
+    write_manifest(copy)
+    code, _, err = _register(
+        cli, copy, store, "--name", "gated", "--alias", "champion", "--config", str(lenient)
+    )
+    assert code == 1
+    assert "weights changed after training" in err
+    # an unprotected alias is not gated
+    code, _, err = _register(cli, copy, store, "--name", "gated", "--alias", "dev")
+    assert code == 0, err
+
+
+def test_eval_of_a_registered_model_and_tampered_store(
+    cli, tracked_run: Path, store, tmp_path: Path
+) -> None:
+    code, _, err = _register(cli, tracked_run, store, "--name", "evalme", "--alias", "staging")
+    assert code == 0, err
+    res = cli(
+        "eval", "models:/evalme@staging", "--json", "--n-boot", "200", "--name", "reg",
+        "--tracking-uri", store["uri"], "--output-dir", str(tmp_path / "ev"),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    meta = json.loads((tracked_run / "cea_meta.json").read_text())
+    assert out["metrics"]["macro_f1"] == meta["metrics"]["test"]["macro_f1"]
+    assert out["run_dir"] == "models:/evalme@staging"
+    assert (tmp_path / "ev" / "reg" / "metrics.json").is_file()
+    # change the stored weights behind the registry's back: refused with exit 8
+    version = json.loads(
+        cli("register-model", str(tracked_run), "--json", "--tracking-uri", store["uri"],
+            "--name", "tamper").stdout
+    )["version"]  # fmt: skip
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store["uri"], registry_uri=store["uri"])
+    source = client.get_model_version("tamper", version).source
+    stored = [
+        p
+        for p in Path(store["work"], "mlartifacts").rglob("artifacts/run/model.safetensors")
+        if source.split("/")[-1] in str(p)
+    ]
+    assert len(stored) == 1
+    stored[0].write_bytes(stored[0].read_bytes()[:-1] + b"\x00")
+    res = cli("predict", f"models:/tamper/{version}", "-i", str(_inputs(tmp_path)),
+              "-o", str(tmp_path / "x.jsonl"), "--tracking-uri", store["uri"])  # fmt: skip
+    assert res.exit_code == 8
+    assert "does not match its cea.weights_sha256 tag" in res.stderr
+    assert not (tmp_path / "x.jsonl").exists()
+    assert cli("predict", "models:/nope@x", "-i", str(_inputs(tmp_path)), "-o",
+               str(tmp_path / "y.jsonl"), "--tracking-uri", store["uri"]).exit_code == 2  # fmt: skip
+
+
+def test_register_refuses_bad_names_and_unfinished_runs(
+    cli, tracked_run: Path, store, tmp_path
+) -> None:
+    assert _register(cli, tracked_run, store, "--name", "a/b")[0] == 2
+    assert _register(cli, tracked_run, store, "--name", "ok", "--alias", "3")[0] == 2
+    assert _register(cli, tmp_path, store, "--name", "ok")[0] == 2
+
+
+def test_model_card(cli, tracked_run: Path, tmp_path: Path) -> None:
+    res = cli("runs", "card", str(tracked_run))
+    assert res.exit_code == 0, res.stderr
+    text = res.stdout
+    assert "not a diagnostic device" in text
+    assert "DEPRESSED_MOOD" in text and "threshold" in text
+    assert cli("eval", str(tracked_run), "--name", "forcard", "--no-track", "-q").exit_code == 0
+    out = tmp_path / "card.md"
+    assert cli("runs", "card", str(tracked_run), "-o", str(out)).exit_code == 0
+    assert "95 % bootstrap intervals" in out.read_text()
+    assert "`forcard`" in out.read_text()
+
+
+def test_evidence_recall_at_k() -> None:
+    keys = [("p1", "A")] * 4 + [("p2", "A")] * 3 + [("p3", "A")] * 2
+    target = np.array([1, 0, 0, 1, 0, 0, 0, 0, 1], dtype=float)
+    prob = np.array([0.9, 0.8, 0.1, 0.2, 0.5, 0.4, 0.3, 0.9, 0.1])
+    out = evidence_recall(keys, target, prob, ks=(1, 2, 4))
+    assert out["pairs_with_evidence"] == 2  # p2 has no gold sentence
+    # p1: gold {0, 3}; order 0,1,3,2 -> recall@1 .5, @2 .5, @4 1; p3: gold {8}, order 7,8
+    assert out["recall_at_k"] == {"1": 0.25, "2": 0.75, "4": 1.0}
+    assert out["hit_at_k"] == {"1": 0.5, "2": 1.0, "4": 1.0}
