@@ -14,7 +14,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --no-input
 OFFLINE_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 TEST_CMD := $(OFFLINE_ENV) $(PY) -m pytest --cov=cea --cov-report=term-missing:skip-covered --cov-fail-under=85 -q
 
-.PHONY: install demo test test-fast lint format lock clean bench sbom audit licenses
+.PHONY: install wordnet demo test test-fast lint format lock clean bench sbom audit licenses
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,20 @@ install: $(PY)
 	$(PIP) install -q --require-hashes --no-deps -r requirements.lock
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PIP) check
+	@$(MAKE) --no-print-directory wordnet
 	@$(BIN)/cea --version
+
+# WordNet for the WordNet/EDA augmenters (optional: without it they are listed unavailable).
+# Debian's dict files (apt-get, as root), copied into .venv/nltk_data where NLTK looks.
+WORDNET_DEBS := wordnet-base wordnet-sense-index
+wordnet:
+	@if [ ! -f /usr/share/wordnet/data.noun ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends $(WORDNET_DEBS) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1; apt-get install -y -q --no-install-recommends $(WORDNET_DEBS) >/dev/null 2>&1; } || \
+	  echo "note: apt-get could not install $(WORDNET_DEBS)"; \
+	fi
+	@$(PY) -m cea.augment.wordnet
 
 # The main job on the bundled sample data, offline.
 demo:

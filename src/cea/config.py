@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cea.errors import ConfigError
 from cea.security.io import canonical_json, sha256_bytes
@@ -113,6 +120,50 @@ class TrackingConfig(_Strict):
     system_metrics_interval_s: float = Field(5.0, gt=0)
 
 
+class AugmentConfig(_Strict):
+    """Training-split augmentation (`cea augment list` names the augmenters)."""
+
+    enabled: bool = False
+    prob: float = Field(0.15, ge=0.0, le=1.0)  # probability that an epoch augments an example
+    ops_per_example: int = Field(1, ge=1, le=5)
+    max_replace_ratio: float = Field(0.15, gt=0.0, le=0.5)  # of the words of a text
+    augmenters: dict[str, float] = Field(
+        default_factory=lambda: {
+            "char_keyboard": 1.0,
+            "char_swap": 1.0,
+            "word_swap": 1.0,
+            "word_delete": 1.0,
+            "spelling": 1.0,
+        }
+    )
+    protected_terms: list[str] = []  # never replaced or dropped (besides negations)
+    protect_negations: bool = True
+    allow_antonyms: bool = False
+    mlm_path: str | None = None  # local masked-LM folder for contextual_mlm
+    tfidf_min_df: int = Field(3, ge=1)
+    refit_tfidf: bool = False  # rebuild the TF-IDF cache entry instead of loading it
+    cache_dir: str | None = None  # default: ~/.cache/cea (XDG_CACHE_HOME)
+    key_file: str | None = None  # default: ~/.config/cea/cache.key (0600)
+
+    @field_validator("augmenters")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value or any(w < 0 for w in value.values()) or not any(value.values()):
+            raise ValueError("needs at least one augmenter with a positive weight, none negative")
+        return value
+
+    @model_validator(mode="after")
+    def _names(self) -> AugmentConfig:
+        from cea.augment.registry import check_names
+        from cea.errors import ConfigError
+
+        try:
+            check_names([n for n, w in self.augmenters.items() if w > 0], self.allow_antonyms)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from exc
+        return self
+
+
 class RegistryConfig(_Strict):
     """`cea register-model`'s promotion gate: a protected alias needs the weights logged at
     training time and an evaluation metric at or above the minimum."""
@@ -128,13 +179,22 @@ class CeaConfig(_Strict):
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    augment: AugmentConfig = AugmentConfig()
     output: OutputConfig = OutputConfig()
     tracking: TrackingConfig = TrackingConfig()
     registry: RegistryConfig = RegistryConfig()
 
     def config_hash(self) -> str:
         """Hash of what a model depends on: not where outputs go or how they are tracked."""
-        relevant = self.model_dump(mode="json", exclude={"output", "tracking", "registry"})
+        relevant = self.model_dump(
+            mode="json",
+            exclude={
+                "output": True,
+                "tracking": True,
+                "registry": True,
+                "augment": {"refit_tfidf", "cache_dir", "key_file"},  # where, not what
+            },
+        )
         return sha256_bytes(canonical_json(relevant).encode())[:16]
 
 

@@ -42,6 +42,7 @@ def _tcp(host: str, port: int, timeout: float = 0.3) -> bool:
 
 def collect(check_torch: bool = True) -> list[dict[str, str]]:
     import importlib.util
+    import os
 
     from cea.data.readers import sample_data_path
     from cea.model.backbone import describe_backbones
@@ -78,12 +79,17 @@ def collect(check_torch: bool = True) -> list[dict[str, str]]:
             "detail": str(sample),
         }
     )
-    wordnet = "missing"
-    if importlib.util.find_spec("nltk") is not None:
-        wordnet = "unknown (not provisioned by this version)"
-    rows.append(
-        {"kind": "resource", "name": "wordnet", "status": wordnet.split()[0], "detail": wordnet}
-    )
+    from cea.augment.wordnet import default_roots, find_wordnet
+
+    folder = find_wordnet(default_roots(os.environ.get("NLTK_DATA")))
+    if folder is not None and importlib.util.find_spec("nltk") is not None:
+        status, detail = "present", f"{folder} (WordNet augmenters available)"
+    elif folder is None:
+        status = "missing"
+        detail = "no nltk_data/corpora/wordnet: `make install` provisions it (apt wordnet-base)"
+    else:
+        status, detail = "missing", "nltk is not installed"
+    rows.append({"kind": "resource", "name": "wordnet", "status": status, "detail": detail})
     pg = _tcp("127.0.0.1", 5432)
     rows.append(
         {

@@ -74,6 +74,9 @@ def train(
         Path | None,
         typer.Option("--json-events", help="Write one JSON line per step/epoch ('-' = stdout)."),
     ] = None,
+    refit: Annotated[
+        bool, typer.Option("--refit", help="Rebuild the TF-IDF cache entry (augmentation).")
+    ] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -100,6 +103,7 @@ def train(
             "data.path": data,
             "tracking.uri": tracking_uri,
             "tracking.experiment": experiment,
+            "augment.refit_tfidf": True if refit else None,
         }
         cfg = load_config(config, overrides or [], flags)
         run_dir = new_run_dir(cfg)

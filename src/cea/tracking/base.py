@@ -111,6 +111,13 @@ class TrackerSink:
                 if k not in ("epoch", "improved") and isinstance(v, int | float) and v is not None
             }
             metrics["epoch/improved"] = 1.0 if payload.get("improved") else 0.0
+            aug = payload.get("augment")
+            if isinstance(aug, dict):  # counts and ratios only: never texts
+                metrics["augment/examples"] = float(aug["examples"])
+                metrics["augment/augmented"] = float(aug["augmented"])
+                metrics["augment/changed_word_ratio"] = float(aug["changed_word_ratio"])
+                for name, count in aug["per_augmenter"].items():
+                    metrics[f"augment/count/{name.replace(':', '_')}"] = float(count)
             self.tracker.log(metrics=metrics, step=epoch)
             flush = getattr(self.tracker, "flush", None)
             if callable(flush):

@@ -137,8 +137,8 @@ class FeatureDataset(TorchDataset[dict[str, Any]]):
         }
 
 
-def collate(batch: list[dict[str, Any]], pad_id: int = 0) -> dict[str, torch.Tensor]:
-    """Dynamic padding to the longest row of the batch."""
+def collate(batch: list[dict[str, Any]], pad_id: int = 0) -> dict[str, Any]:
+    """Dynamic padding to the longest row of the batch (plus augmentation outcomes, if any)."""
     width = max(len(b["input_ids"]) for b in batch)
     n = len(batch)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -150,7 +150,7 @@ def collate(batch: list[dict[str, Any]], pad_id: int = 0) -> dict[str, torch.Ten
         attention[i, :k] = 1
         if b["token_type_ids"] is not None:
             types[i, :k] = torch.tensor(b["token_type_ids"], dtype=torch.long)
-    out = {
+    out: dict[str, Any] = {
         "input_ids": input_ids,
         "attention_mask": attention,
         "token_type_ids": types,
@@ -158,6 +158,8 @@ def collate(batch: list[dict[str, Any]], pad_id: int = 0) -> dict[str, torch.Ten
         "crit": torch.tensor([b["crit"] for b in batch], dtype=torch.long),
         "row": torch.tensor([b["row"] for b in batch], dtype=torch.long),
     }
+    if "aug" in batch[0]:
+        out["aug"] = [b["aug"] for b in batch if b["aug"] is not None]
     return out
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from cea.augment.policy import AugmentStats
 from cea.config import CeaConfig
 from cea.evaluate.metrics import MetricReport, compute_metrics
 from cea.progress import NullProgress, ProgressSink
@@ -252,7 +253,10 @@ def fit(
     progress: ProgressSink | None = None,
     dist: DistContext | None = None,
     pad_id: int = 0,
+    train_dataset: Any = None,
 ) -> FitResult:
+    """The training loop. `train_dataset` replaces the plain dataset of `train_features` (an
+    augmenting one: it has `set_epoch`, and its batches carry augmentation outcomes)."""
     tc = config.train
     progress = progress or NullProgress()
     dist = dist or DistContext()
@@ -282,8 +286,10 @@ def fit(
     )
     generator = torch.Generator()
     generator.manual_seed(config.seed)
+    dataset: Any = train_dataset if train_dataset is not None else FeatureDataset(train_features)
+    augmenting = hasattr(dataset, "set_epoch")
     loader = DataLoader(
-        FeatureDataset(train_features),
+        dataset,
         batch_sampler=sampler,
         collate_fn=lambda b: collate(b, pad_id),
         num_workers=tc.num_workers,
@@ -347,6 +353,9 @@ def fit(
         if stopped or (tc.max_steps is not None and global_step >= tc.max_steps):
             break
         sampler.set_epoch(epoch)
+        if augmenting:
+            dataset.set_epoch(epoch)
+        aug_stats = AugmentStats(examples=train_features.n_examples)
         net.train()
         progress.start(f"epoch {epoch + 1}/{tc.epochs}", len(sampler))
         epoch_start = time.perf_counter()
@@ -356,6 +365,8 @@ def fit(
         for micro, batch in enumerate(loader, start=1):
             wait = time.perf_counter() - t_wait
             wait_sum += wait
+            for outcome in batch.get("aug", ()):
+                aug_stats.add(outcome)
             t_step = time.perf_counter()
             with _autocast(device, use_amp):
                 logits = net(**_model_inputs(batch, device, use_types)).logits
@@ -433,7 +444,7 @@ def fit(
             best_metric, best_epoch, bad_epochs = signed, epoch + 1, 0
         else:
             bad_epochs += 1
-        record = {
+        record: dict[str, Any] = {
             "epoch": epoch + 1,
             "train_loss": round(loss_sum / max(loss_n, 1), 6),
             "val_loss": val.loss,
@@ -444,6 +455,8 @@ def fit(
             "data_wait_s": round(wait_sum, 4),
             "improved": improved,
         }
+        if augmenting:
+            record["augment"] = aug_stats.to_dict()
         history.append(record)
         progress.event("epoch", record)
         if es.patience and bad_epochs >= es.patience:

@@ -145,6 +145,39 @@ def _log_examples(tracker: Tracker, examples: list[Example], run_dir: Path) -> N
         tracker.log_artifact(path, "examples")
 
 
+def _augmented_dataset(
+    config: CeaConfig, data: PreparedData, tokenizer: Any, train: Any, feat_kwargs: dict[str, Any]
+) -> Any:
+    from cea.augment.build import build_augmentation, resources_for
+    from cea.augment.dataset import AugmentedDataset
+
+    train_examples = data.examples["train"]
+    res, _ = resources_for(config.augment, [e.text for e in train_examples])
+    augmentation = build_augmentation(config.augment, config.seed, res)
+    return AugmentedDataset(train, train_examples, tokenizer, augmentation, feat_kwargs)
+
+
+def _log_augmented_examples(tracker: Tracker, dataset: Any, limit: int = 20) -> None:
+    """Opt-in: (original, augmented) pairs of the first epoch as an MLflow artifact."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cea-examples-") as tmp:
+        path = Path(tmp) / "augmented_examples.jsonl"
+        written = 0
+        with path.open("w", encoding="utf-8") as fh:
+            for i, e in enumerate(dataset.examples):
+                out = dataset.outcome(i)
+                if out is None:
+                    continue
+                rec = {"id": e.example_id, "original": e.text, "augmented": out.text}
+                fh.write(json.dumps({**rec, "ops": out.ops}) + "\n")
+                written += 1
+                if written >= limit:
+                    break
+        tracker.log_artifact(path, "examples")
+
+
 def _versions() -> dict[str, str]:
     out = {"cea": __version__, "python": platform.python_version()}
     for dist in ("torch", "transformers", "tokenizers", "safetensors", "numpy", "scikit-learn"):
@@ -224,19 +257,18 @@ def run_training(
     backbone = resolve_backbone(config.model.backbone, seed=config.seed)
     tokenizer = load_tokenizer(backbone)
     ch = config.model.chunking
-    feats = {
-        name: featurize(
-            exs,
-            tokenizer,
-            max_length=config.model.max_length,
-            labels=data.labels,
-            descriptions=data.descriptions if pair else None,
-            chunking=ch.enabled and not pair,
-            stride=ch.stride,
-            max_chunks=ch.max_chunks,
-        )
-        for name, exs in data.examples.items()
+    feat_kwargs: dict[str, Any] = {
+        "max_length": config.model.max_length,
+        "labels": data.labels,
+        "descriptions": data.descriptions if pair else None,
+        "chunking": ch.enabled and not pair,
+        "stride": ch.stride,
+        "max_chunks": ch.max_chunks,
     }
+    feats = {name: featurize(exs, tokenizer, **feat_kwargs) for name, exs in data.examples.items()}
+    train_dataset = None
+    if config.augment.enabled:  # the training split only; validation and test stay as they are
+        train_dataset = _augmented_dataset(config, data, tokenizer, feats["train"], feat_kwargs)
     truncation = {
         name: {
             "examples": f.n_examples,
@@ -290,6 +322,8 @@ def run_training(
         )
         if config.tracking.log_examples:
             _log_examples(tracker, data.examples["train"][:20], run_dir)
+            if train_dataset is not None:
+                _log_augmented_examples(tracker, train_dataset)
     seed_everything(config.seed)
     model = build_model(backbone, labels=data.labels, pair=pair, dropout=config.model.dropout)
     pad_id = int(tokenizer.pad_token_id or 0)
@@ -311,6 +345,7 @@ def run_training(
             progress=progress,
             dist=dist,
             pad_id=pad_id,
+            train_dataset=train_dataset,
         )
 
     # ---- final evaluation: thresholds tuned on validation, applied to test --------------------

@@ -1,0 +1,1 @@
+"""Augmentation: a registry of offline augmenters, a policy, a deterministic training dataset."""

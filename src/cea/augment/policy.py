@@ -1,0 +1,81 @@
+"""The augmentation policy, compiled: which examples an epoch augments, with which augmenters,
+how much of a text may change; deterministic per (seed, epoch, example).
+
+Each example gets its own `random.Random` seeded from "seed:epoch:index" (string seeding is
+stable across processes), so the augmented epoch is the same whatever the number of
+DataLoader workers, the batch order or the process that computes it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from cea.augment.base import Augmenter, Protection, Tokens
+
+
+@dataclass(frozen=True)
+class Outcome:
+    text: str
+    ops: tuple[tuple[str, int], ...]  # (augmenter, words changed)
+    words: int  # words in the original text
+
+
+@dataclass
+class Augmentation:
+    prob: float
+    ops_per_example: int
+    max_replace_ratio: float
+    augmenters: list[Augmenter]
+    weights: list[float]
+    protection: Protection
+    seed: int
+
+    def rng_for(self, epoch: int, index: int) -> random.Random | None:
+        """The example's rng when this epoch augments it, else None."""
+        rng = random.Random(f"{self.seed}:{epoch}:{index}")  # noqa: S311 - not for secrets
+        return rng if rng.random() < self.prob else None
+
+    def augment(self, text: str, rng: random.Random) -> Outcome:
+        tokens = Tokens.of(text, self.protection)
+        n = len(tokens.words)
+        budget = max(1, math.floor(self.max_replace_ratio * n))
+        ops: list[tuple[str, int]] = []
+        for _ in range(self.ops_per_example):
+            if budget <= 0:
+                break
+            aug = rng.choices(self.augmenters, weights=self.weights)[0]
+            changed = aug.apply(tokens, rng, budget)
+            ops.append((aug.name, changed))
+            budget -= changed
+        new = tokens.text()
+        return Outcome(new if new.strip() else text, tuple(ops), n)
+
+
+@dataclass
+class AugmentStats:
+    """Counts per augmenter and changed-word ratios (what goes to the tracker; no text)."""
+
+    examples: int = 0
+    augmented: int = 0
+    per_augmenter: Counter[str] = field(default_factory=Counter)
+    changed_words: int = 0
+    words: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        self.augmented += 1
+        for name, changed in outcome.ops:
+            self.per_augmenter[name] += 1
+            self.changed_words += changed
+        self.words += outcome.words
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "examples": self.examples,
+            "augmented": self.augmented,
+            "per_augmenter": dict(sorted(self.per_augmenter.items())),
+            "changed_word_ratio": round(self.changed_words / max(1, self.words), 6),
+        }

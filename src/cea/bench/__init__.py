@@ -1,0 +1,1 @@
+"""Measurements: augmenter latency, input-pipeline throughput, data-wait/step ratio."""
