@@ -117,7 +117,7 @@ def test_antonyms_need_opt_in_and_unknown_names_are_config_errors(cli) -> None:
     assert ok.exit_code == 0
 
 
-def _dataset(tiny_backbone: Path, data: Path, prob: float = 0.5):
+def _dataset(tiny_backbone: Path, data: Path, prob: float = 0.5, pair: bool = False):
     from cea.augment.build import build_augmentation
     from cea.augment.dataset import AugmentedDataset
     from cea.config import load_config
@@ -134,6 +134,7 @@ def _dataset(tiny_backbone: Path, data: Path, prob: float = 0.5):
             f"augment.prob={prob}",
             "augment.ops_per_example=2",
             "augment.augmenters={char_keyboard: 1, word_swap: 1, word_delete: 1, spelling: 1, char_ocr: 1}",
+            *(["task.level=sentence", "task.negatives=all"] if pair else []),
         ],
     )
     prepared = prepare_data(cfg)
@@ -141,8 +142,8 @@ def _dataset(tiny_backbone: Path, data: Path, prob: float = 0.5):
     kwargs = {
         "max_length": 64,
         "labels": prepared.labels,
-        "descriptions": None,
-        "chunking": True,
+        "descriptions": prepared.descriptions if pair else None,
+        "chunking": not pair,
         "stride": 16,
         "max_chunks": 4,
     }
@@ -336,15 +337,20 @@ def test_wordnet_provisioning(tmp_path: Path) -> None:
     assert res.wordnet().synonyms("tired")
 
 
+@pytest.mark.parametrize("pair", [False, True])
 def test_identity_augmentation_retokenizes_to_the_base_rows(
-    tiny_backbone: Path, small_sample: Path
+    tiny_backbone: Path, small_sample: Path, pair: bool
 ) -> None:
     from cea.augment.base import IdentityAugmenter
 
-    ds, _ = _dataset(tiny_backbone, small_sample, prob=1.0)
+    ds, _ = _dataset(tiny_backbone, small_sample, prob=1.0, pair=pair)
     ident = IdentityAugmenter()
     ds.aug.augmenters, ds.aug.weights = [ident], [1.0]
     rows = ds.__getitems__(list(range(len(ds))))
     # every example went through augment -> re-tokenize; chunk k of the new text is row k
     assert [r["input_ids"] for r in rows] == ds.f.input_ids
+    assert [r["token_type_ids"] for r in rows] == (ds.f.token_type_ids or [None] * len(rows))
+    # and the Python path (featurize) gives the same rows as the Rust backend path
+    ds._backend = None
+    assert [r["input_ids"] for r in ds.__getitems__(list(range(len(ds))))] == ds.f.input_ids
     assert ident.calls and all(r["aug"] is not None for r in rows if ds.chunk[r["row"]] == 0)

@@ -40,7 +40,7 @@ def test_version(cli) -> None:
     assert __version__ in res.stdout
 
 
-@pytest.mark.parametrize("command", ["hpo", "bench"])
+@pytest.mark.parametrize("command", ["hpo"])
 def test_planned_commands_exit_4_with_one_line(cli, command: str) -> None:
     res = cli(command, "whatever", "--flag")
     assert res.exit_code == 4

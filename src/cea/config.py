@@ -99,6 +99,7 @@ class TrainConfig(_Strict):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     bucket_by_length: bool = True
     num_workers: int = Field(0, ge=0, le=64)
+    prefetch: int = Field(2, ge=0, le=64)  # batches built ahead in a thread (0: off)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # autocast on CUDA only
     threads: int | None = Field(None, ge=1)  # torch intra-op threads on the CPU

@@ -20,6 +20,24 @@ from cea.data.examples import Example
 from cea.train.features import Features, featurize
 
 
+def _backend_copy(tokenizer: Any, kwargs: dict[str, Any]) -> Any:
+    """An independent copy of the fast tokenizer's Rust backend, set up like `featurize`
+    (truncation to max_length; with chunking, overflow windows with the stride); None when
+    the tokenizer has no backend."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.no_padding()
+    if kwargs["chunking"] and kwargs["descriptions"] is None:
+        copy.enable_truncation(kwargs["max_length"], stride=kwargs["stride"])
+    else:
+        copy.enable_truncation(kwargs["max_length"], strategy="longest_first")
+    return copy
+
+
 class AugmentedDataset(TorchDataset[dict[str, Any]]):
     def __init__(
         self,
@@ -35,6 +53,7 @@ class AugmentedDataset(TorchDataset[dict[str, Any]]):
         self.aug = augmentation
         self.kwargs = featurize_kwargs
         self.epoch = 0
+        self._backend = _backend_copy(tokenizer, featurize_kwargs)
         first: dict[int, int] = {}
         for row, e in enumerate(features.example_index):
             first.setdefault(e, row)
@@ -78,13 +97,10 @@ class AugmentedDataset(TorchDataset[dict[str, Any]]):
         fresh: dict[int, tuple[list[list[int]], list[list[int]] | None]] = {}
         if outcomes:
             order = sorted(outcomes)
-            exs = [replace(self.examples[e], text=outcomes[e].text) for e in order]
-            feats = featurize(exs, self.tokenizer, **self.kwargs)
-            for row, j in enumerate(feats.example_index):
-                ids, types = fresh.setdefault(order[j], ([], [] if feats.token_type_ids else None))
-                ids.append(feats.input_ids[row])
-                if types is not None and feats.token_type_ids is not None:
-                    types.append(feats.token_type_ids[row])
+            if self._backend is not None:
+                fresh = self._encode_backend(order, outcomes)
+            else:
+                fresh = self._encode_featurize(order, outcomes)
         rows = []
         for i in indices:
             e = f.example_index[i]
@@ -98,3 +114,36 @@ class AugmentedDataset(TorchDataset[dict[str, Any]]):
             else:
                 rows.append(self._row(i, f.input_ids[i], types_i, None))
         return rows
+
+    def _encode_featurize(
+        self, order: list[int], outcomes: dict[int, Outcome]
+    ) -> dict[int, tuple[list[list[int]], list[list[int]] | None]]:
+        fresh: dict[int, tuple[list[list[int]], list[list[int]] | None]] = {}
+        exs = [replace(self.examples[e], text=outcomes[e].text) for e in order]
+        feats = featurize(exs, self.tokenizer, **self.kwargs)
+        for row, j in enumerate(feats.example_index):
+            ids, types = fresh.setdefault(order[j], ([], [] if feats.token_type_ids else None))
+            ids.append(feats.input_ids[row])
+            if types is not None and feats.token_type_ids is not None:
+                types.append(feats.token_type_ids[row])
+        return fresh
+
+    def _encode_backend(
+        self, order: list[int], outcomes: dict[int, Outcome]
+    ) -> dict[int, tuple[list[list[int]], list[list[int]] | None]]:
+        """The same rows `featurize` makes, from the Rust tokenizer directly (the Python
+        wrapper costs more than the tokenization of a handful of texts)."""
+        kw = self.kwargs
+        if kw["descriptions"] is not None:
+            batch: list[Any] = [
+                (kw["descriptions"][self.examples[e].criterion or ""], outcomes[e].text)
+                for e in order
+            ]
+        else:
+            batch = [outcomes[e].text for e in order]
+        fresh: dict[int, tuple[list[list[int]], list[list[int]] | None]] = {}
+        for e, enc in zip(order, self._backend.encode_batch(batch), strict=True):
+            parts = [enc, *enc.overflowing] if kw["chunking"] else [enc]
+            parts = parts[: kw["max_chunks"]] if kw["chunking"] else parts
+            fresh[e] = ([p.ids for p in parts], [p.type_ids for p in parts])
+        return fresh

@@ -26,8 +26,8 @@ class MaskedLMAugmenter:
         from cea.model.build import quiet_transformers
 
         quiet_transformers()
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        self.model: Any = AutoModelForMaskedLM.from_pretrained(
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)  # nosec B615 - a local folder, local_files_only
+        self.model: Any = AutoModelForMaskedLM.from_pretrained(  # nosec B615 - a local folder, local_files_only
             str(folder), local_files_only=True, use_safetensors=True
         )
         self.model.eval()

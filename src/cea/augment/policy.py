@@ -1,8 +1,7 @@
 """The augmentation policy, compiled: which examples an epoch augments, with which augmenters,
 how much of a text may change; deterministic per (seed, epoch, example).
 
-Each example gets its own `random.Random` seeded from "seed:epoch:index" (string seeding is
-stable across processes), so the augmented epoch is the same whatever the number of
+Each example's draw comes from a hash of (seed, epoch, index) (stable across processes), so the augmented epoch is the same whatever the number of
 DataLoader workers, the batch order or the process that computes it.
 """
 
@@ -15,6 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cea.augment.base import Augmenter, Protection, Tokens
+
+_MASK = (1 << 64) - 1
+_TO_UNIT = 1.0 / (1 << 53)
+
+
+def _mix(x: int) -> int:
+    """splitmix64: a well-spread 64-bit hash of an integer (same in every process)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
 
 
 @dataclass(frozen=True)
@@ -35,9 +45,13 @@ class Augmentation:
     seed: int
 
     def rng_for(self, epoch: int, index: int) -> random.Random | None:
-        """The example's rng when this epoch augments it, else None."""
-        rng = random.Random(f"{self.seed}:{epoch}:{index}")  # noqa: S311 - not for secrets
-        return rng if rng.random() < self.prob else None
+        """The example's rng when this epoch augments it, else None. The decision is a
+        splitmix64 hash of (seed, epoch, index): no generator is seeded for the ~85 % of
+        examples an epoch leaves alone."""
+        h = _mix(_mix(_mix(self.seed) ^ epoch) ^ index)
+        if (h >> 11) * _TO_UNIT >= self.prob:
+            return None
+        return random.Random(h)  # noqa: S311 - augmentation, not secrets
 
     def augment(self, text: str, rng: random.Random) -> Outcome:
         tokens = Tokens.of(text, self.protection)

@@ -21,6 +21,7 @@ from cea import __version__
 from cea.cli import _common
 from cea.cli import audit as audit_cmd
 from cea.cli import augment as augment_cmd
+from cea.cli import bench as bench_cmd
 from cea.cli import data as data_cmd
 from cea.cli import doctor as doctor_cmd
 from cea.cli import eval as eval_cmd
@@ -64,6 +65,7 @@ app.add_typer(data_cmd.app, name="data")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("train")(train_cmd.train)
 app.add_typer(augment_cmd.app, name="augment")
+app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(runs_cmd.app, name="runs")
 app.command("predict")(predict_cmd.predict)
 app.command("eval")(eval_cmd.eval_command)

@@ -10,7 +10,6 @@ from cea.errors import NotAvailableYetError
 
 PLANNED = {
     "hpo": "Optuna study over the train config",
-    "bench": "input-pipeline throughput and data-wait/step ratio",
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Sampler
@@ -138,25 +139,26 @@ class FeatureDataset(TorchDataset[dict[str, Any]]):
 
 
 def collate(batch: list[dict[str, Any]], pad_id: int = 0) -> dict[str, Any]:
-    """Dynamic padding to the longest row of the batch (plus augmentation outcomes, if any)."""
-    width = max(len(b["input_ids"]) for b in batch)
+    """Dynamic padding to the longest row of the batch (plus augmentation outcomes, if any).
+    Filled in NumPy and handed to torch without a copy: one tensor per field, not per row."""
     n = len(batch)
-    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
-    attention = torch.zeros((n, width), dtype=torch.long)
-    types = torch.zeros((n, width), dtype=torch.long)
+    width = max(len(b["input_ids"]) for b in batch)
+    input_ids = np.full((n, width), pad_id, dtype=np.int64)
+    attention = np.zeros((n, width), dtype=np.int64)
+    types = np.zeros((n, width), dtype=np.int64)
     for i, b in enumerate(batch):
         k = len(b["input_ids"])
-        input_ids[i, :k] = torch.tensor(b["input_ids"], dtype=torch.long)
+        input_ids[i, :k] = b["input_ids"]
         attention[i, :k] = 1
         if b["token_type_ids"] is not None:
-            types[i, :k] = torch.tensor(b["token_type_ids"], dtype=torch.long)
+            types[i, :k] = b["token_type_ids"]
     out: dict[str, Any] = {
-        "input_ids": input_ids,
-        "attention_mask": attention,
-        "token_type_ids": types,
-        "labels": torch.tensor([b["labels"] for b in batch], dtype=torch.float32),
-        "crit": torch.tensor([b["crit"] for b in batch], dtype=torch.long),
-        "row": torch.tensor([b["row"] for b in batch], dtype=torch.long),
+        "input_ids": torch.from_numpy(input_ids),
+        "attention_mask": torch.from_numpy(attention),
+        "token_type_ids": torch.from_numpy(types),
+        "labels": torch.from_numpy(np.array([b["labels"] for b in batch], dtype=np.float32)),
+        "crit": torch.from_numpy(np.array([b["crit"] for b in batch], dtype=np.int64)),
+        "row": torch.from_numpy(np.array([b["row"] for b in batch], dtype=np.int64)),
     }
     if "aug" in batch[0]:
         out["aug"] = [b["aug"] for b in batch if b["aug"] is not None]

@@ -33,6 +33,7 @@ from cea.train.checkpoint import (
     save_weights,
 )
 from cea.train.features import BucketBatchSampler, FeatureDataset, Features, collate
+from cea.train.prefetch import Prefetcher
 from cea.train.schedule import build_scheduler
 
 
@@ -362,7 +363,8 @@ def fit(
         loss_sum, loss_n, wait_sum = 0.0, 0, 0.0
         optimizer.zero_grad(set_to_none=True)
         t_wait = time.perf_counter()
-        for micro, batch in enumerate(loader, start=1):
+        batches = Prefetcher(loader, tc.prefetch) if tc.prefetch else loader
+        for micro, batch in enumerate(batches, start=1):
             wait = time.perf_counter() - t_wait
             wait_sum += wait
             for outcome in batch.get("aug", ()):

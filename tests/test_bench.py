@@ -1,0 +1,112 @@
+"""`cea bench`: JSON shapes, bands, and the baseline gate (fires on an injected delay).
+Timing targets themselves live in benchmarks/, not here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cea.bench.pipeline import band
+
+
+def _json(cli, *args: str) -> dict:
+    res = cli("bench", *args, "--json")
+    assert res.exit_code == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_pipeline_with_naive_comparison(cli, tiny_backbone: Path) -> None:
+    out = _json(
+        cli, "pipeline", "--compare-naive", "--n", "256", "--repeats", "1",
+        "--backbone", str(tiny_backbone), "--prob", "0.5",
+    )  # fmt: skip
+    assert out["cea"]["samples"] == 256 == out["naive"]["samples"]
+    assert out["cea"]["samples_per_s"] > 0 and out["naive"]["samples_per_s"] > 0
+    assert out["speedup"] == pytest.approx(
+        out["cea"]["samples_per_s"] / out["naive"]["samples_per_s"], rel=0.01
+    )
+    assert out["cea"]["batch_p50_ms"] <= out["cea"]["batch_p95_ms"]
+    # the naive side uses the nlpaug equivalents of the same augmenters
+    assert set(out["naive"]["augmenters"]) <= {
+        "KeyboardAug",
+        "RandomCharAug",
+        "RandomWordAug",
+        "SpellingAug",
+    }
+
+
+def test_step_with_a_simulated_accelerator(cli, tiny_backbone: Path) -> None:
+    out = _json(
+        cli, "step", "--simulate-step-ms", "3", "--steps", "10", "--repeats", "1",
+        "--workers", "0", "--backbone", str(tiny_backbone),
+    )  # fmt: skip
+    assert 0.0 <= out["data_wait_ratio"] < 1.0
+    assert out["band"] == band(out["data_wait_ratio"])
+    assert out["step_ms"] >= 3.0
+    assert out["steps"] == 10
+
+
+def test_step_with_a_real_training_step(cli, tiny_backbone: Path) -> None:
+    out = _json(
+        cli, "step", "--steps", "5", "--repeats", "1", "--workers", "0", "--device", "cpu",
+        "--backbone", str(tiny_backbone),
+    )  # fmt: skip
+    assert out["params"]["step"] == "real step on cpu"
+    assert out["step_ms"] > 0
+
+
+def test_bands() -> None:
+    assert band(0.0) == "not input-bound"
+    assert band(0.049) == "not input-bound"
+    assert band(0.05) == "moderately input-bound"
+    assert band(0.2) == "highly input-bound"
+
+
+def test_baseline_gate_fires_on_injected_delay(cli, tmp_path: Path) -> None:
+    base = tmp_path / "base.json"
+    common = ["augment", "--augmenters", "char_keyboard,word_swap", "--n", "30", "--repeats", "3"]
+    first = _json(cli, *common, "--save-baseline", str(base))
+    assert json.loads(base.read_text())["result"]["augmenters"].keys() == first["augmenters"].keys()
+    ok = cli("bench", *common, "--baseline", str(base), "--max-regression", "300%", "--json")
+    assert ok.exit_code == 0, ok.stderr
+    assert json.loads(ok.stdout)["comparison"]["regressed"] is False
+    slow = cli("bench", *common, "--baseline", str(base), "--inject-delay-ms", "3", "--json")
+    assert slow.exit_code == 1
+    verdict = json.loads(slow.stdout)["comparison"]
+    assert verdict["regressed"] is True
+    assert all(c["regressed"] for c in verdict["checks"])
+    assert "regression" in slow.stderr
+
+
+def test_baseline_must_match_settings(cli, tmp_path: Path) -> None:
+    base = tmp_path / "base.json"
+    _json(
+        cli,
+        "augment",
+        "--augmenters",
+        "word_swap",
+        "--n",
+        "20",
+        "--repeats",
+        "1",
+        "--save-baseline",
+        str(base),
+    )
+    res = cli(
+        "bench",
+        "augment",
+        "--augmenters",
+        "char_swap",
+        "--n",
+        "20",
+        "--repeats",
+        "1",
+        "--baseline",
+        str(base),
+    )
+    assert res.exit_code == 2
+    assert "other settings" in res.stderr
+    res = cli("bench", "augment", "--n", "20", "--baseline", str(base), "--max-regression", "lots")
+    assert res.exit_code == 2
