@@ -88,6 +88,9 @@ def train(
     from cea.train.run import new_run_dir, read_run_config, run_training
 
     mode = set_mode(json_out, quiet)
+    dist = _dist_from_env()
+    if not dist.is_main:  # other ranks train in silence: rank 0 prints, tracks and writes
+        mode = set_mode(False, True)
     if resume is not None:
         if config or overrides:
             raise UsageError("--resume takes the run's saved config; give no --config or overrides")
@@ -106,7 +109,7 @@ def train(
             "augment.refit_tfidf": True if refit else None,
         }
         cfg = load_config(config, overrides or [], flags)
-        run_dir = new_run_dir(cfg)
+        run_dir = _same_on_all_ranks(new_run_dir(cfg) if dist.is_main else None, dist)
     if json_events is not None and str(json_events) == "-" and mode.json:
         raise UsageError("--json-events - and --json both want stdout; give --json-events a file")
 
@@ -119,7 +122,7 @@ def train(
             sinks.append(stack.enter_context(RichProgress()))
         elif not (mode.json or mode.quiet):
             sinks.append(PlainProgress())
-        if json_events is not None:
+        if json_events is not None and dist.is_main:
             stream = (
                 sys.stdout
                 if str(json_events) == "-"
@@ -128,11 +131,16 @@ def train(
             sinks.append(JsonEventsProgress(stream))
         info(f"run folder: {run_dir}" + (" (resuming)" if resume else ""))
         tracker: Any = NullTracker()
-        if cfg.tracking.enabled and not no_track:
+        if cfg.tracking.enabled and not no_track and dist.is_main:
             tracker = open_tracker(cfg, run_dir, resume=resume is not None, uri_flag=tracking_uri)
         try:
             summary = run_training(
-                cfg, run_dir, resume=resume is not None, progress=FanOut(*sinks), tracker=tracker
+                cfg,
+                run_dir,
+                resume=resume is not None,
+                progress=FanOut(*sinks),
+                tracker=tracker,
+                dist=dist,
             )
         except KeyboardInterrupt:
             tracker.end("KILLED")
@@ -141,6 +149,12 @@ def train(
             tracker.end("FAILED")
             raise
         tracker.end("FINISHED")
+    if dist.world_size > 1:
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
+    if not dist.is_main:
+        return
     meta = summary.meta
     if mode.json:
         emit_json(
@@ -162,3 +176,36 @@ def train(
         f"macro-F1 {final['macro_f1']:.3f}, micro-F1 {final['micro_f1']:.3f} on {meta['final_split']} "
         f"(best epoch {meta['best_epoch']} of {meta['epochs_run']}); model in {summary.run_dir}"
     )
+
+
+def _dist_from_env() -> Any:
+    """torchrun sets RANK / WORLD_SIZE / LOCAL_RANK (+ MASTER_ADDR/PORT): join the process
+    group (nccl on GPUs, gloo on CPU). One process: a plain single-rank context."""
+    import os
+
+    from cea.train.loop import DistContext
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext()
+    import torch
+    import torch.distributed
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend=backend)
+    return DistContext(rank=rank, world_size=world, local_rank=local)
+
+
+def _same_on_all_ranks(value: Any, dist: Any) -> Any:
+    """Rank 0's value (e.g. the run folder, named by a timestamp) on every rank."""
+    if dist.world_size <= 1:
+        return value
+    import torch.distributed
+
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]

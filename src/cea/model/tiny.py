@@ -131,6 +131,7 @@ _WORDS = [
 def build_tiny_bert(target: Path, *, seed: int = 0) -> Path:
     """Write config, random safetensors weights and a tokenizer to `target`; return it."""
     import torch
+    from safetensors.torch import save_file
     from transformers import BertConfig, BertModel, BertTokenizer
 
     from cea.model.build import quiet_transformers
@@ -159,6 +160,11 @@ def build_tiny_bert(target: Path, *, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = BertModel(config, add_pooling_layer=True)  # a bare backbone, like the packaged MiniLM
-    model.save_pretrained(target)
+    # written directly, not with save_pretrained: under torchrun, transformers saves on rank 0
+    # only, and every rank builds its own (identical, seeded) tiny backbone
+    config.architectures = ["BertModel"]
+    config.to_json_file(str(target / "config.json"))
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(target / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save_pretrained(target)
     return target

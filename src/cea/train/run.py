@@ -394,6 +394,7 @@ def run_training(
         "global_step": result.global_step,
         "early_stopping_metric": config.train.early_stopping.metric,
         "seed": config.seed,
+        "world_size": dist.world_size,
         "data_hash": data.dataset.content_hash(),
         "config_hash": config.config_hash(),
         "split_hashes": data.split.hashes(),
