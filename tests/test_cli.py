@@ -4,8 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 HEAVY = ("torch", "transformers", "mlflow", "optuna", "nlpaug", "sklearn", "safetensors")
 
 
@@ -38,14 +36,6 @@ def test_version(cli) -> None:
     res = cli("--version")
     assert res.exit_code == 0
     assert __version__ in res.stdout
-
-
-@pytest.mark.parametrize("command", ["hpo"])
-def test_planned_commands_exit_4_with_one_line(cli, command: str) -> None:
-    res = cli(command, "whatever", "--flag")
-    assert res.exit_code == 4
-    assert "not available yet" in res.stderr
-    assert "Traceback" not in res.stderr
 
 
 def test_unknown_option_is_usage_error(cli) -> None:

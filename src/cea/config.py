@@ -165,6 +165,56 @@ class AugmentConfig(_Strict):
         return self
 
 
+class ParamSpec(_Strict):
+    """One dimension of the HPO search space over a train-config key."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs choices")
+        elif self.low is None or self.high is None or self.low > self.high:
+            raise ValueError(f"a {self.type} parameter needs low <= high")
+        elif self.log and self.low <= 0:
+            raise ValueError("log scale needs low > 0")
+        return self
+
+
+def _default_space() -> dict[str, ParamSpec]:
+    return {
+        "train.lr": ParamSpec(type="float", low=1e-5, high=1e-3, log=True),
+        "train.batch_size": ParamSpec(type="categorical", choices=[8, 16, 32]),
+        "train.weight_decay": ParamSpec(type="float", low=0.0, high=0.1),
+        "train.warmup_ratio": ParamSpec(type="float", low=0.0, high=0.2),
+        "model.dropout": ParamSpec(type="float", low=0.0, high=0.3),
+        "train.class_weighting": ParamSpec(type="categorical", choices=["none", "pos_weight"]),
+        "augment.enabled": ParamSpec(type="categorical", choices=[False, True]),
+        "augment.prob": ParamSpec(type="float", low=0.05, high=0.5),
+    }
+
+
+class HpoConfig(_Strict):
+    """`cea hpo`: what to search and how (the rest of the config is the base of every trial)."""
+
+    metric: Literal["macro_f1", "micro_f1", "macro_auprc", "loss"] = "macro_f1"  # validation
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(5, ge=0)  # TPE: random trials before the model kicks in
+    pruner_startup_trials: int = Field(3, ge=0)  # median: trials before pruning starts
+    pruner_warmup_epochs: int = Field(0, ge=0)
+    heartbeat_interval: int = Field(30, ge=1)  # RDB storages: seconds between heartbeats
+    grace_period: int = Field(90, ge=2)  # ... and how old one may get before the trial fails
+    max_failed: int = Field(5, ge=1)  # stop the study after this many failed trials
+    runs_dir: str = "runs/hpo"
+    space: dict[str, ParamSpec] = Field(default_factory=_default_space)
+
+
 class RegistryConfig(_Strict):
     """`cea register-model`'s promotion gate: a protected alias needs the weights logged at
     training time and an evaluation metric at or above the minimum."""
@@ -184,6 +234,7 @@ class CeaConfig(_Strict):
     output: OutputConfig = OutputConfig()
     tracking: TrackingConfig = TrackingConfig()
     registry: RegistryConfig = RegistryConfig()
+    hpo: HpoConfig = HpoConfig()
 
     def config_hash(self) -> str:
         """Hash of what a model depends on: not where outputs go or how they are tracked."""
@@ -193,6 +244,7 @@ class CeaConfig(_Strict):
                 "output": True,
                 "tracking": True,
                 "registry": True,
+                "hpo": True,
                 "augment": {"refit_tfidf", "cache_dir", "key_file"},  # where, not what
             },
         )

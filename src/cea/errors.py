@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     FINDINGS = 1  # findings, or a gate refused
     USAGE = 2
     CONFIG = 3
-    MISSING = 4  # missing dependency or resource (also: command not available yet)
+    MISSING = 4  # missing dependency or resource
     DATA = 5
     RUNTIME = 6
     INCOMPLETE = 7  # a check could not run
@@ -50,10 +50,6 @@ class ConfigError(CeaError):
 class MissingResourceError(CeaError):
     exit_code = ExitCode.MISSING
     default_hint = "run `cea doctor` to see which optional resources are present"
-
-
-class NotAvailableYetError(MissingResourceError):
-    default_hint = "this command is planned; see the README for what is available"
 
 
 class DataError(CeaError):

@@ -25,7 +25,7 @@ from cea.cli import bench as bench_cmd
 from cea.cli import data as data_cmd
 from cea.cli import doctor as doctor_cmd
 from cea.cli import eval as eval_cmd
-from cea.cli import planned as planned_cmd
+from cea.cli import hpo as hpo_cmd
 from cea.cli import predict as predict_cmd
 from cea.cli import register as register_cmd
 from cea.cli import runs as runs_cmd
@@ -66,12 +66,12 @@ app.command("doctor")(doctor_cmd.doctor)
 app.command("train")(train_cmd.train)
 app.add_typer(augment_cmd.app, name="augment")
 app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(hpo_cmd.app, name="hpo")
 app.add_typer(runs_cmd.app, name="runs")
 app.command("predict")(predict_cmd.predict)
 app.command("eval")(eval_cmd.eval_command)
 app.command("register-model")(register_cmd.register_model)
 app.command("audit", context_settings={"allow_interspersed_args": True})(audit_cmd.audit)
-planned_cmd.register(app)
 
 
 def _fail(message: str, hint: str | None, code: int) -> int:

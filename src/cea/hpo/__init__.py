@@ -1,0 +1,1 @@
+"""Hyper-parameter search: search space, storages, objective, workers, recovery."""
