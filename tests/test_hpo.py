@@ -284,3 +284,18 @@ def test_storage_secrets_never_reach_outputs(cli, tmp_path) -> None:
 
     spec = parse_storage("postgresql://u:hunter2@h/db", tmp_path / "j.log")
     assert "hunter2" not in spec.display and spec.url.startswith("postgresql+psycopg://u:hunter2@")
+
+
+def test_parse_storage_kinds(tmp_path) -> None:
+    from cea.errors import UsageError
+    from cea.hpo.storage import parse_storage
+
+    default = tmp_path / "j.log"
+    assert parse_storage(None, default).kind == "journal"
+    j = parse_storage(f"journal:{tmp_path}/study-store", default)
+    assert j.kind == "journal" and j.url.endswith("study-store")
+    assert parse_storage(f"journal:{j.url}", default) == j  # how local workers get it back
+    assert parse_storage("sqlite:///x.db", default).parallel_safe is False
+    assert parse_storage("postgres://u@h/db", default).url == "postgresql+psycopg://u@h/db"
+    with pytest.raises(UsageError):
+        parse_storage("mysql://u@h/db", default)

@@ -252,7 +252,8 @@ def _spawn_workers(
         cmd.append("--no-track")
     if tracking_uri:
         cmd += ["--tracking-uri", tracking_uri]
-    env = {**os.environ, STORAGE_ENV: spec.url}
+    url = f"journal:{spec.url}" if spec.kind == "journal" else spec.url
+    env = {**os.environ, STORAGE_ENV: url}
     procs = [subprocess.Popen(cmd, env=env) for _ in range(k)]  # noqa: S603 - our own CLI
     codes = [p.wait() for p in procs]
     if all(c != 0 for c in codes):
