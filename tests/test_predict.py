@@ -131,6 +131,9 @@ def test_predict_with_evidence_model(cli, runs, tmp_path: Path) -> None:
     assert all(TEXTS[0][s["start"] : s["end"]] for v in ev.values() for s in v)
     probs = [s["prob"] for s in ev["DEPRESSED_MOOD"]]
     assert probs == sorted(probs, reverse=True)
+    thresholds = json.loads((runs["pairs"] / "cea_meta.json").read_text())["thresholds"]
+    for lab, sents in ev.items():  # flags agree with the probabilities as written
+        assert all(s["evidence"] == (s["prob"] >= thresholds[lab]) for s in sents)
 
 
 def test_predict_strict_writes_nothing(cli, runs, tmp_path: Path) -> None:

@@ -122,14 +122,15 @@ def predict(
                 part = good[start : start + batch]
                 probs = score_posts(lm, [t for _, _, t in part])
                 for (_, rid, text), row in zip(part, probs, strict=True):
+                    # decided on the value written (6 decimals, like the stored thresholds),
+                    # so every output line is consistent with itself
+                    shown = [round(float(p), 6) for p in row]
                     rec: dict[str, Any] = {
                         "id": rid,
-                        "probs": {
-                            lab: round(float(p), 6) for lab, p in zip(lm.labels, row, strict=True)
-                        },
+                        "probs": dict(zip(lm.labels, shown, strict=True)),
                         "decisions": {
                             lab: bool(p >= t)
-                            for lab, p, t in zip(lm.labels, row, lm.thresholds, strict=True)
+                            for lab, p, t in zip(lm.labels, shown, lm.thresholds, strict=True)
                         },
                     }
                     if ev is not None:

@@ -134,7 +134,7 @@ def top_evidence(lm: LoadedModel, text: str, k: int = 3) -> dict[str, list[dict[
                 "start": sents[i].start,
                 "end": sents[i].end,
                 "prob": round(float(block[i]), 6),
-                "evidence": bool(block[i] >= lm.thresholds[j]),
+                "evidence": bool(round(float(block[i]), 6) >= lm.thresholds[j]),
             }
             for i in order
         ]
