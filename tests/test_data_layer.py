@@ -214,3 +214,24 @@ def test_truncation_stats() -> None:
     assert stats.truncated_share == 0.5
     assert stats.max_tokens == 400
     assert stats.chunked_examples_lost_tokens == 1  # 400 > 126 + 94 tokens covered by 2 chunks
+
+
+def test_sample_is_the_same_in_every_process() -> None:
+    """Same seed, same data, whatever PYTHONHASHSEED (set order of strings varies with it)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, json; from cea.data.sample import generate_sample; "
+        "print(hashlib.sha256(json.dumps(generate_sample(40, seed=5)).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": h},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for h in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(digests) == 1

@@ -138,7 +138,7 @@ def test_median_pruner_prunes_a_hopeless_learning_rate(
     trials = json.loads(res.stdout)["trials"]
     by_lr = {t["params"]["train.lr"]: t for t in trials}
     assert by_lr[1e-7]["state"] == "PRUNED"
-    assert by_lr[1e-7]["epochs_reported"] < 3
+    assert 1 <= by_lr[1e-7]["epochs_reported"] <= 3  # reported per epoch; pruned on a report
     assert [t["state"] for t in trials if t["params"]["train.lr"] == 1e-3] == ["COMPLETE"] * 3
 
 

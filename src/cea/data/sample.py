@@ -230,10 +230,12 @@ def generate_sample(n_posts: int, seed: int) -> tuple[list[tuple[str, str]], lis
             rng.sample([lab for lab in LABELS if lab not in chosen], rng.choice([0, 1, 1, 2]))
         )
         sentences: list[tuple[str, str | None, int | None]] = []
-        for lab in chosen:
+        # label order, not set order: set order of strings changes with each process's hash
+        # seed, and with it every later draw (the same seed must give the same data anywhere)
+        for lab in sorted(chosen, key=LABELS.index):
             for tmpl in rng.sample(POSITIVE[lab], rng.choice([1, 1, 2])):
                 sentences.append((_fill(tmpl, rng), lab, 1))
-        for lab in negated:
+        for lab in sorted(negated, key=LABELS.index):
             sentences.append((_fill(rng.choice(NEGATIVE[lab]), rng), lab, 0))
         length_class = rng.random()
         if length_class < 0.6:
