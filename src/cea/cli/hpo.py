@@ -173,6 +173,8 @@ def hpo(
             hint="use the default journal file, or PostgreSQL for many hosts",
         )
     study = _open(spec, cfg, study_name, create=not resume)
+    if "cea_metric" not in study.user_attrs:  # for `cea hpo show`, which has no config
+        study.set_user_attr("cea_metric", cfg.hpo.metric)
     track = cfg.tracking.enabled and not no_track
     target: Any = None
     parent_id: str | None = None
@@ -207,19 +209,15 @@ def hpo(
         )  # fmt: skip
     if worker:
         return
-    summary = _summarize(study, cfg, study_dir, spec)
+    summary = _summarize(study, cfg.hpo.metric, spec)
+    if summary["best"]:
+        summary["best_config"] = _export_best(study, cfg, study_dir)
     if track and parent_id is not None:
         _log_parent(target, parent_id, summary, study_dir)
     if mode.json:
         emit_json(summary)
         return
-    console.print(_trials_table(summary["trials"], study_name))
-    if summary["best"]:
-        b = summary["best"]
-        console.print(
-            f"best: trial {b['number']} {cfg.hpo.metric} {b['value']:.4f}; "
-            f"config in {summary['best_config']}"
-        )
+    _print_summary(summary)
 
 
 def _spawn_workers(
@@ -260,12 +258,11 @@ def _spawn_workers(
         raise RuntimeFailure(f"all {k} HPO workers failed (exit codes {codes})")
 
 
-def _summarize(study: Any, cfg: Any, study_dir: Path, spec: Any) -> dict[str, Any]:
-    import yaml
+def _summarize(study: Any, metric: str, spec: Any) -> dict[str, Any]:
+    """What the study holds (reads only)."""
     from optuna.trial import TrialState
 
-    from cea.hpo.study import best_config, trials_table
-    from cea.security.io import atomic_write_text
+    from cea.hpo.study import trials_table
 
     trials = trials_table(study)
     states: dict[str, int] = {}
@@ -275,7 +272,7 @@ def _summarize(study: Any, cfg: Any, study_dir: Path, spec: Any) -> dict[str, An
         "study": study.study_name,
         "storage": spec.display,
         "direction": study.direction.name.lower(),
-        "metric": cfg.hpo.metric,
+        "metric": metric,
         "states": states,
         "finished": states.get("COMPLETE", 0) + states.get("PRUNED", 0),
         "trials": trials,
@@ -285,11 +282,30 @@ def _summarize(study: Any, cfg: Any, study_dir: Path, spec: Any) -> dict[str, An
     if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         best = study.best_trial
         out["best"] = {"number": best.number, "value": best.value, "params": best.params}
-        path = study_dir / "best_config.yaml"
-        study_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, yaml.safe_dump(best_config(cfg, study), sort_keys=False))
-        out["best_config"] = str(path)
     return out
+
+
+def _export_best(study: Any, cfg: Any, study_dir: Path) -> str:
+    """best_config.yaml: the base config this search ran on, with the best parameters."""
+    import yaml
+
+    from cea.hpo.study import best_config
+    from cea.security.io import atomic_write_text
+
+    path = study_dir / "best_config.yaml"
+    study_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, yaml.safe_dump(best_config(cfg, study), sort_keys=False))
+    return str(path)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    console.print(_trials_table(summary["trials"], summary["study"]))
+    b = summary["best"]
+    if b:
+        console.print(
+            f"best: trial {b['number']} {summary['metric']} {b['value']:.4f} {b['params']}"
+            + (f"; config in {summary['best_config']}" if summary["best_config"] else "")
+        )
 
 
 def _log_parent(target: Any, parent_id: str, summary: dict[str, Any], study_dir: Path) -> None:
@@ -346,7 +362,7 @@ def show(
     spec = _storage(storage, cfg)
     study = _open(spec, cfg, study_name, create=False)
     folder = out or Path(cfg.hpo.runs_dir) / study_name
-    summary = _summarize(study, cfg, folder, spec)
+    summary = _summarize(study, str(study.user_attrs.get("cea_metric", "value")), spec)
     complete = [t for t in summary["trials"] if t["state"] == "COMPLETE"]
     importances: dict[str, float] = {}
     if len(complete) >= 2:
@@ -362,10 +378,7 @@ def show(
     if mode.json:
         emit_json(summary)
         return
-    console.print(_trials_table(summary["trials"], study_name))
-    if summary["best"]:
-        b = summary["best"]
-        console.print(f"best: trial {b['number']} value {b['value']:.4f} {b['params']}")
+    _print_summary(summary)
     if importances:
         console.print("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
     if summary["plots"]:
