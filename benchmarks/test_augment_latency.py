@@ -9,15 +9,11 @@ import random
 import pytest
 
 from cea.augment.base import Protection, Tokens
-from cea.augment.build import resources_for
 from cea.augment.registry import SPECS, availability, build
-from cea.augment.tfidf import TfidfModel, TfidfParams, fit_idf
-from cea.bench.augment import corpus
-from cea.config import AugmentConfig
+from cea.bench.augment import corpus, latency_resources
 
 TEXTS = corpus(200)
-_RES, _ = resources_for(AugmentConfig(augmenters={"char_keyboard": 1.0}), None)
-_RES.tfidf = TfidfModel(fit_idf(corpus(500, seed=1), TfidfParams(min_df=2)))
+_RES = latency_resources(200, 25, seed=0)
 NAMES = [s.name for s in SPECS if s.kind != "model" and availability(s.name, _RES).available]
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from cea.bench.augment import corpus
 from cea.bench.pipeline import (
+    augmented_dataset,
     cea_loader,
     naive_augmenters,
     naive_loader,
@@ -22,14 +23,16 @@ from cea.bench.pipeline import (
     time_loader,
     time_steps,
 )
-from cea.cli.bench import CHEAP, _augmented_dataset, _tokenizer
+from cea.cli.bench import CHEAP
+from cea.model.backbone import resolve_backbone
+from cea.model.build import load_tokenizer
 from cea.train.features import collate
 from cea.train.prefetch import Prefetcher
 
 NAMES = CHEAP.split(",")
 TEXTS = corpus(8000, 25, seed=13)
-TOK = _tokenizer("minilm", 13)
-DS = _augmented_dataset(TEXTS, TOK, NAMES, 0.15, 64, 13)
+TOK = load_tokenizer(resolve_backbone("minilm"))
+DS = augmented_dataset(TEXTS, TOK, NAMES, 0.15, 64, 13)
 
 
 @pytest.mark.benchmark(group="pipeline-hot")

@@ -161,3 +161,17 @@ def augmenter_latency(
         samples=len(times),
         changed_share=round(changed / max(1, len(times)), 4),
     )
+
+
+def latency_resources(n: int = 200, words: int = 25, seed: int = 13) -> Any:
+    """What the augmenters need for a latency run: WordNet if provisioned, and a TF-IDF model
+    fitted on a second fixed corpus (no cache: nothing of the user's is read or written)."""
+    from cea.augment.build import resources_for
+    from cea.augment.tfidf import TfidfModel, TfidfParams, fit_idf
+    from cea.config import AugmentConfig
+
+    res, _ = resources_for(AugmentConfig(), None)
+    res.tfidf = TfidfModel(
+        fit_idf(corpus(max(n, 500), words, seed=seed + 1), TfidfParams(min_df=2))
+    )
+    return res

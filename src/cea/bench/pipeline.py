@@ -42,6 +42,35 @@ def examples_from(texts: list[str], n_labels: int = 10) -> list[Example]:
     return [Example(str(i), str(i), str(i), t, zeros) for i, t in enumerate(texts)]
 
 
+LABELS = tuple(f"L{i}" for i in range(10))  # benchmark rows carry ten (zero) targets
+
+
+def augmented_dataset(
+    texts: list[str], tokenizer: Any, names: list[str], prob: float, max_length: int, seed: int
+) -> Any:
+    """The training dataset `cea train` builds, over `texts`, with these augmenters (equal
+    weights) at this probability; the base rows are tokenized here, outside any timing."""
+    from cea.augment.build import build_augmentation, resources_for
+    from cea.augment.dataset import AugmentedDataset
+    from cea.config import AugmentConfig
+    from cea.train.features import featurize
+
+    cfg = AugmentConfig(enabled=True, prob=prob, augmenters=dict.fromkeys(names, 1.0))
+    res, _ = resources_for(cfg, texts)
+    aug = build_augmentation(cfg, seed, res)
+    kwargs: dict[str, Any] = {
+        "max_length": max_length,
+        "labels": LABELS,
+        "descriptions": None,
+        "chunking": False,
+        "stride": 16,
+        "max_chunks": 1,
+    }
+    exs = examples_from(texts, len(LABELS))
+    feats = featurize(exs, tokenizer, **kwargs)
+    return AugmentedDataset(feats, exs, tokenizer, aug, kwargs)
+
+
 @dataclass(frozen=True)
 class LoaderRun:
     samples: int

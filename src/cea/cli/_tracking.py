@@ -14,14 +14,19 @@ from cea.tracking.redact import MASK, redact_text, register_secret, strip_url_cr
 _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:(?P<pw>[^@/\s]+)@")
 
 
+def register_url_password(url: str) -> None:
+    """Mask the password of `scheme://user:password@host` in every later log line and error."""
+    m = _URL_PASSWORD.match(url)
+    if m:
+        register_secret(m.group("pw"))
+
+
 def prepare_uri(uri: str | None) -> str | None:
     """Register any password in `uri` as a secret; move http(s) basic-auth credentials into
     MLflow's own variables so the URL that MLflow (and cea) sees carries none."""
     if uri is None:
         return None
-    m = _URL_PASSWORD.match(uri)
-    if m:
-        register_secret(m.group("pw"))
+    register_url_password(uri)
     clean, user, password = strip_url_credentials(uri)
     if clean != uri:
         if user:
@@ -48,23 +53,37 @@ def resolve_target(uri: str | None, artifact_location: str | None, experiment: s
     return default_target(Path.cwd(), prepare_uri(uri), artifact_location, experiment)
 
 
+_MASKED_URI_MESSAGE = "this run's tracking URI held a secret, which cea does not store"
+
+
+def recorded_tracking(run_dir: Path) -> dict[str, Any]:
+    """What training recorded in the run's tracking.json ({} for an untracked run)."""
+    from cea.train.run import TRACKING_FILE
+
+    path = run_dir / TRACKING_FILE
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
+
+
+def usable_uri(recorded: dict[str, Any], uri_flag: str | None) -> str | None:
+    """--tracking-uri, else the recorded URI — unless that one was stored with a secret masked."""
+    uri = uri_flag or recorded.get("uri")
+    if uri and MASK in uri:
+        raise ConfigError(_MASKED_URI_MESSAGE, hint="give it again with --tracking-uri")
+    return uri
+
+
 def open_tracker(cfg: Any, run_dir: Path, *, resume: bool, uri_flag: str | None) -> Any:
     """A new MLflow run, or the run a resumed training folder recorded in tracking.json."""
     from cea.tracking.base import NullTracker
     from cea.tracking.mlflow_tracker import MlflowTracker
-    from cea.train.run import TRACKING_FILE
 
     if resume:
-        path = run_dir / TRACKING_FILE
-        if not path.is_file():
+        recorded = recorded_tracking(run_dir)
+        if not recorded:
             return NullTracker()  # the run was started with --no-track
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        uri = uri_flag or recorded.get("uri")
-        if not uri or MASK in uri:
-            raise ConfigError(
-                "this run's tracking URI held a secret, which cea does not store",
-                hint="give it again with --tracking-uri",
-            )
+        uri = usable_uri(recorded, uri_flag)
+        if not uri:
+            raise ConfigError(_MASKED_URI_MESSAGE, hint="give it again with --tracking-uri")
         target = resolve_target(uri, cfg.tracking.artifact_location, recorded["experiment"])
         return MlflowTracker.resume(target, recorded["run_id"])
     target = resolve_target(

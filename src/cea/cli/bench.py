@@ -43,41 +43,17 @@ BaseOpt = Annotated[
 RegOpt = Annotated[
     str, typer.Option("--max-regression", help="Allowed regression vs. the baseline (e.g. 10%).")
 ]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the corpus and the draws.")]
 # test-only: makes every batch / call slower, so the regression gate can be shown to fire
 DelayOpt = Annotated[float, typer.Option("--inject-delay-ms", hidden=True, min=0.0)]
 
 
-def _tokenizer(backbone: str, seed: int) -> Any:
+def _backbone_and_tokenizer(backbone: str, seed: int) -> tuple[Any, Any]:
     from cea.model.backbone import resolve_backbone
     from cea.model.build import load_tokenizer
 
-    return load_tokenizer(resolve_backbone(backbone, seed=seed))
-
-
-def _augmented_dataset(
-    texts: list[str], tokenizer: Any, names: list[str], prob: float, max_length: int, seed: int
-) -> Any:
-    from cea.augment.build import build_augmentation, resources_for
-    from cea.augment.dataset import AugmentedDataset
-    from cea.bench.pipeline import examples_from
-    from cea.config import AugmentConfig
-    from cea.train.features import featurize
-
-    cfg = AugmentConfig(enabled=True, prob=prob, augmenters=dict.fromkeys(names, 1.0))
-    res, _ = resources_for(cfg, texts)
-    aug = build_augmentation(cfg, seed, res)
-    labels = tuple(f"L{i}" for i in range(10))
-    kwargs: dict[str, Any] = {
-        "max_length": max_length,
-        "labels": labels,
-        "descriptions": None,
-        "chunking": False,
-        "stride": 16,
-        "max_chunks": 1,
-    }
-    exs = examples_from(texts, len(labels))
-    feats = featurize(exs, tokenizer, **kwargs)  # base rows: tokenized once, not timed
-    return AugmentedDataset(feats, exs, tokenizer, aug, kwargs)
+    bb = resolve_backbone(backbone, seed=seed)
+    return bb, load_tokenizer(bb)
 
 
 def _gate(
@@ -141,7 +117,7 @@ def pipeline_command(
             help="Also measure nlpaug-in-__getitem__ + tokenize-in-collate, same policy.",
         ),
     ] = False,
-    seed: Annotated[int, typer.Option("--seed")] = 13,
+    seed: SeedOpt = 13,
     save_baseline: SaveOpt = None,
     baseline: BaseOpt = None,
     max_regression: RegOpt = "10%",
@@ -153,6 +129,7 @@ def pipeline_command(
     augment → re-tokenize the augmented → collate, base rows pre-tokenized outside the timing."""
     from cea.bench.augment import corpus
     from cea.bench.pipeline import (
+        augmented_dataset,
         cea_loader,
         naive_augmenters,
         naive_loader,
@@ -164,9 +141,9 @@ def pipeline_command(
     mode = set_mode(json_out, quiet)
     names = [a.strip() for a in augmenters.split(",") if a.strip()]
     texts = corpus(n, words, seed=seed)
-    tok = _tokenizer(backbone, seed)
+    _, tok = _backbone_and_tokenizer(backbone, seed)
     info(f"corpus: {n} texts of {words} words; batch {batch_size}, {workers} workers")
-    ds = _augmented_dataset(texts, tok, names, prob, max_length, seed)
+    ds = augmented_dataset(texts, tok, names, prob, max_length, seed)
     delay = inject_delay_ms / 1000.0
     ours = summarize(
         repeat(lambda r: time_loader(cea_loader(ds, batch_size, workers, seed, r), delay), repeats)
@@ -253,7 +230,7 @@ def step_command(
     ] = 2,
     repeats: RepeatsOpt = 3,
     backbone: BackboneOpt = "minilm",
-    seed: Annotated[int, typer.Option("--seed")] = 13,
+    seed: SeedOpt = 13,
     save_baseline: SaveOpt = None,
     baseline: BaseOpt = None,
     max_regression: RegOpt = "10%",
@@ -266,16 +243,16 @@ def step_command(
     import numpy as np
 
     from cea.bench.augment import corpus
-    from cea.bench.pipeline import band, cea_loader, time_steps
+    from cea.bench.pipeline import augmented_dataset, band, cea_loader, time_steps
 
     mode = set_mode(json_out, quiet)
     names = [a.strip() for a in augmenters.split(",") if a.strip()]
     n = batch_size * (steps + 4)
     texts = corpus(n, words, seed=seed)
-    tok = _tokenizer(backbone, seed)
-    ds = _augmented_dataset(texts, tok, names, prob, 64, seed)
+    bb, tok = _backbone_and_tokenizer(backbone, seed)
+    ds = augmented_dataset(texts, tok, names, prob, 64, seed)
     delay = inject_delay_ms / 1000.0
-    step_fn, where = _step_function(simulate_step_ms, device, backbone, seed, delay)
+    step_fn, where = _step_function(simulate_step_ms, device, bb, delay)
     from cea.train.prefetch import Prefetcher
 
     def loader(r: int) -> Any:
@@ -319,7 +296,7 @@ def step_command(
 
 
 def _step_function(
-    simulate_ms: float | None, device: str, backbone: str, seed: int, delay_s: float
+    simulate_ms: float | None, device: str, backbone: Any, delay_s: float
 ) -> tuple[Any, str]:
     if simulate_ms is not None:
 
@@ -329,7 +306,7 @@ def _step_function(
         return sleep_step, f"simulated {simulate_ms:g} ms"
     import torch
 
-    from cea.model.backbone import resolve_backbone
+    from cea.bench.pipeline import LABELS
     from cea.model.build import build_model
     from cea.train.loop import build_optimizer
 
@@ -338,9 +315,7 @@ def _step_function(
         if device == "auto" and torch.cuda.is_available()
         else (device if device != "auto" else "cpu")
     )
-    model = build_model(
-        resolve_backbone(backbone, seed=seed), labels=tuple(f"L{i}" for i in range(10)), pair=False
-    )
+    model = build_model(backbone, labels=LABELS, pair=False)
     model.to(dev)
     model.train()
     opt = build_optimizer(model, lr=1e-5, weight_decay=0.0)
@@ -369,7 +344,7 @@ def augment_command(
     n: Annotated[int, typer.Option("--n", min=10, max=100_000, help="Texts in the corpus.")] = 200,
     words: WordsOpt = 25,
     repeats: RepeatsOpt = 3,
-    seed: Annotated[int, typer.Option("--seed")] = 13,
+    seed: SeedOpt = 13,
     save_baseline: SaveOpt = None,
     baseline: BaseOpt = None,
     max_regression: RegOpt = "10%",
@@ -378,18 +353,12 @@ def augment_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Latency per example (p50, p95) of each augmenter on a fixed corpus."""
-    from cea.augment.build import resources_for
     from cea.augment.registry import SPECS, availability, build
-    from cea.augment.tfidf import TfidfModel, TfidfParams, fit_idf
-    from cea.bench.augment import augmenter_latency, corpus
-    from cea.config import AugmentConfig
+    from cea.bench.augment import augmenter_latency, corpus, latency_resources
 
     mode = set_mode(json_out, quiet)
     texts = corpus(n, words, seed=seed)
-    res, _ = resources_for(AugmentConfig(), None)
-    res.tfidf = TfidfModel(
-        fit_idf(corpus(max(n, 500), words, seed=seed + 1), TfidfParams(min_df=2))
-    )
+    res = latency_resources(n, words, seed)
     if augmenters:
         names = [a.strip() for a in augmenters.split(",") if a.strip()]
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,20 +15,21 @@ from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mod
 
 def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Path) -> str | None:
     """Attach the evaluation to the run's MLflow run (if it was tracked and reachable)."""
-    from cea.cli._tracking import resolve_target
+    from cea.cli._tracking import recorded_tracking, resolve_target, usable_uri
+    from cea.errors import ConfigError
     from cea.tracking.mlflow_tracker import MlflowTracker
-    from cea.tracking.redact import MASK
 
-    path = run_dir / "tracking.json"
-    if not path.is_file():
+    recorded = recorded_tracking(run_dir)
+    if not recorded:
         return None
-    recorded = json.loads(path.read_text(encoding="utf-8"))
-    if MASK in str(recorded.get("uri")):
+    try:
+        uri = usable_uri(recorded, None)
+    except ConfigError:
         return (
             "not logged to MLflow: the run's tracking URI held a secret, which cea does not store"
         )
     tracker = MlflowTracker.resume(
-        resolve_target(recorded["uri"], None, recorded["experiment"]), recorded["run_id"]
+        resolve_target(uri, None, recorded["experiment"]), recorded["run_id"]
     )
     m = report["metrics"]
     metrics = {

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mode
+from cea.progress import NullProgress
 
 STORAGE_ENV = "CEA_HPO_STORAGE"  # how the launcher hands a storage URL to its local workers
 
@@ -39,15 +40,12 @@ StudyOpt = Annotated[str, typer.Option("--study-name", help="Study name.")]
 
 
 def _storage(url: str | None, cfg: Any) -> Any:
-    from cea.cli._tracking import _URL_PASSWORD
+    from cea.cli._tracking import register_url_password
     from cea.hpo.storage import parse_storage
-    from cea.tracking.redact import register_secret
 
     url = url or os.environ.get(STORAGE_ENV)
     if url:
-        m = _URL_PASSWORD.match(url)
-        if m:
-            register_secret(m.group("pw"))  # masked in every log line and message from now on
+        register_url_password(url)
     return parse_storage(url, Path(cfg.hpo.runs_dir) / "optuna-journal.log")
 
 
@@ -73,17 +71,8 @@ def _open(spec: Any, cfg: Any, name: str, *, create: bool) -> Any:
         ) from exc
 
 
-class TrialPrinter:
+class TrialPrinter(NullProgress):
     """One line per trial start and per epoch (the trials themselves run quietly)."""
-
-    def start(self, task: str, total: int | None) -> None:
-        return None
-
-    def advance(self, task: str, n: int = 1, **fields: Any) -> None:
-        return None
-
-    def finish(self, task: str) -> None:
-        return None
 
     def event(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "trial":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,24 +10,13 @@ import typer
 
 from cea.cli._common import JsonOpt, QuietOpt, emit_json, info, set_mode
 
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-
 
 def _tracking_of(run_dir: Path, uri_flag: str | None, experiment: str) -> tuple[Any, str | None]:
     """The run's own tracking store (tracking.json) unless --tracking-uri is given."""
-    from cea.cli._tracking import resolve_target
-    from cea.errors import ConfigError
-    from cea.tracking.redact import MASK
-    from cea.train.run import TRACKING_FILE
+    from cea.cli._tracking import recorded_tracking, resolve_target, usable_uri
 
-    path = run_dir / TRACKING_FILE
-    recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    uri = uri_flag or recorded.get("uri")
-    if uri and MASK in uri:
-        raise ConfigError(
-            "this run's tracking URI held a secret, which cea does not store",
-            hint="give it again with --tracking-uri",
-        )
+    recorded = recorded_tracking(run_dir)
+    uri = usable_uri(recorded, uri_flag)
     target = resolve_target(uri, None, recorded.get("experiment", experiment))
     return target, recorded.get("run_id")
 
@@ -75,14 +63,13 @@ def register_model(
     from cea.errors import UsageError
     from cea.evaluate.card import model_card
     from cea.evaluate.predictor import verify_run_folder
+    from cea.security.paths import safe_name
     from cea.tracking.registry import register_run
     from cea.train.run import saved_config
 
     mode = set_mode(json_out, quiet)
-    for label, value in (("--name", name), ("--alias", alias)):
-        if value is not None and (not value or set(value) - _NAME_CHARS or len(value) > 100):
-            raise UsageError(f"{label} {value!r}: use letters, digits, '-', '_' and '.' only")
-    if alias is not None and alias.isdigit():
+    safe_name(name, what="model name")
+    if alias is not None and safe_name(alias, what="alias").isdigit():
         raise UsageError("--alias must not be a number (it would read as a version)")
     meta = verify_run_folder(run_dir)
     cfg = load_config(config, [], {}) if config else saved_config(run_dir)

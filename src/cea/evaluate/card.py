@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cea.evaluate.evaluation import fmt_optional
 from cea.security.manifest import check_manifest
 
 
@@ -23,8 +24,20 @@ def newest_eval(run_dir: Path, split: str = "test") -> dict[str, Any] | None:
     return max(found, key=lambda f: f[0])[1] if found else None
 
 
-def _f(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _metric_rows(per_label: dict[str, Any], ci: dict[str, list[float]] | None) -> list[str]:
+    """The per-criterion table; F1 with its 95 % interval when there is one."""
+    f1_head = "F1 [95 % CI]" if ci else "F1"
+    rows = [
+        f"| criterion | support | precision | recall | {f1_head} | AUROC | AUPRC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lab, lm in per_label.items():
+        f1 = f"{lm['f1']:.3f}" + (f" [{ci[lab][0]:.3f}, {ci[lab][1]:.3f}]" if ci else "")
+        rows.append(
+            f"| {lab} | {lm['support']} | {lm['precision']:.3f} | {lm['recall']:.3f} | {f1} | "
+            f"{fmt_optional(lm['auroc'])} | {fmt_optional(lm['auprc'])} |"
+        )
+    return rows
 
 
 def model_card(run_dir: Path, meta: dict[str, Any]) -> str:
@@ -71,15 +84,8 @@ def model_card(run_dir: Path, meta: dict[str, Any]) -> str:
             f"over posts. macro-F1 **{m['macro_f1']:.3f}** [{ci['macro_f1'][0]:.3f}, "
             f"{ci['macro_f1'][1]:.3f}], micro-F1 {m['micro_f1']:.3f}, ECE {report['ece']:.3f}.",
             "",
-            "| criterion | support | precision | recall | F1 [95 % CI] | AUROC | AUPRC |",
-            "|---|---|---|---|---|---|---|",
+            *_metric_rows(m["per_label"], ci["per_label_f1"]),
         ]
-        for lab, lm in m["per_label"].items():
-            lo, hi = ci["per_label_f1"][lab]
-            lines.append(
-                f"| {lab} | {lm['support']} | {lm['precision']:.3f} | {lm['recall']:.3f} | "
-                f"{lm['f1']:.3f} [{lo:.3f}, {hi:.3f}] | {_f(lm['auroc'])} | {_f(lm['auprc'])} |"
-            )
         if report.get("evidence"):
             ev = report["evidence"]
             lines += [
@@ -95,12 +101,6 @@ def model_card(run_dir: Path, meta: dict[str, Any]) -> str:
             f"`cea eval {run_dir} --split test` for bootstrap intervals). "
             f"macro-F1 **{m['macro_f1']:.3f}**, micro-F1 {m['micro_f1']:.3f}.",
             "",
-            "| criterion | support | precision | recall | F1 | AUROC | AUPRC |",
-            "|---|---|---|---|---|---|---|",
+            *_metric_rows(m["per_label"], None),
         ]
-        for lab, lm in m["per_label"].items():
-            lines.append(
-                f"| {lab} | {lm['support']} | {lm['precision']:.3f} | {lm['recall']:.3f} | "
-                f"{lm['f1']:.3f} | {_f(lm['auroc'])} | {_f(lm['auprc'])} |"
-            )
     return "\n".join(lines) + "\n"

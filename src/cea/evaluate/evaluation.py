@@ -203,7 +203,7 @@ def _plots(
     return written
 
 
-def _fmt(value: float | None) -> str:
+def fmt_optional(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
@@ -238,7 +238,7 @@ def _markdown(report: dict[str, Any]) -> str:
         lo, hi = ci["per_label_f1"][lab]
         lines.append(
             f"| {lab} | {lm['support']} | {lm['precision']:.3f} | {lm['recall']:.3f} | "
-            f"{lm['f1']:.3f} [{lo:.3f}, {hi:.3f}] | {_fmt(lm['auroc'])} | {_fmt(lm['auprc'])} | "
+            f"{lm['f1']:.3f} [{lo:.3f}, {hi:.3f}] | {fmt_optional(lm['auroc'])} | {fmt_optional(lm['auprc'])} | "
             f"{report['ece_per_label'][lab]:.3f} | {lm['threshold']:.3f} |"
         )
     lines += [

@@ -69,22 +69,13 @@ def _metric_of(record: dict[str, Any], metric: str) -> float | None:
     return None if value is None else float(value)
 
 
-class PruningSink:
+class PruningSink(NullProgress):
     """Progress observer: reports the validation metric after every epoch, prunes on demand."""
 
     def __init__(self, trial: Any, metric: str) -> None:
         self.trial = trial
         self.metric = metric
         self.values: list[float] = []
-
-    def start(self, task: str, total: int | None) -> None:
-        return None
-
-    def advance(self, task: str, n: int = 1, **fields: Any) -> None:
-        return None
-
-    def finish(self, task: str) -> None:
-        return None
 
     def event(self, kind: str, payload: dict[str, Any]) -> None:
         if kind != "epoch":
@@ -270,7 +261,3 @@ def trials_table(study: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def null_progress() -> ProgressSink:
-    return NullProgress()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from cea.progress import NullProgress
+
 
 class Tracker(Protocol):
     """Where params, metrics, tags and artifacts of one training run go."""
@@ -76,20 +78,11 @@ class RecordingTracker(NullTracker):
         self.status = status
 
 
-class TrackerSink:
+class TrackerSink(NullProgress):
     """Progress events -> tracker metrics: step metrics every step, epoch metrics per epoch."""
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
-
-    def start(self, task: str, total: int | None) -> None:
-        return None
-
-    def advance(self, task: str, n: int = 1, **fields: Any) -> None:
-        return None
-
-    def finish(self, task: str) -> None:
-        return None
 
     def event(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "step":

@@ -123,10 +123,10 @@ def register_run(
     meta = verify_run_folder(run_dir)
     weights_sha = sha256_file(run_dir / "model.safetensors")
     client = _client(target.uri)
-    trained_sha = None
+    training_tags: dict[str, str] = {}
     if training_run_id is not None:
         try:
-            trained_sha = client.get_run(training_run_id).data.tags.get("cea.weights_sha256")
+            training_tags = dict(client.get_run(training_run_id).data.tags)
         except MlflowException as exc:
             raise UsageError(
                 f"training run {training_run_id} is not in the tracking store {target.uri}",
@@ -135,7 +135,10 @@ def register_run(
     metric = gate_metric(run_dir, meta, metric_name)
     if alias is not None and alias in protected:
         reasons = gate_reasons(
-            weights_sha=weights_sha, trained_sha=trained_sha, metric=metric, minimum=minimum
+            weights_sha=weights_sha,
+            trained_sha=training_tags.get("cea.weights_sha256"),
+            metric=metric,
+            minimum=minimum,
         )
         if reasons:
             raise GateRefused(f"alias {alias!r} is protected: " + "; ".join(reasons))
@@ -146,7 +149,7 @@ def register_run(
         "cea.loader_sha256": sha256_file(LOADER),
         "cea.data_hash": str(meta.get("data_hash")),
         "cea.config_hash": str(meta.get("config_hash")),
-        "cea.git_sha": _git_sha_of(client, training_run_id),
+        "cea.git_sha": training_tags.get("cea.git_sha", "unknown"),
         "cea.version": __version__,
         "cea.labels": ",".join(meta["labels"]),
         "cea.task": f"{meta['task']['name']}/{meta['task']['level']}",
@@ -193,12 +196,6 @@ def _signature(labels: list[str]) -> Any:
         inputs=Schema([ColSpec("string", "text")]),
         outputs=Schema([ColSpec("double", lab) for lab in labels]),
     )
-
-
-def _git_sha_of(client: Any, run_id: str | None) -> str:
-    if run_id is None:
-        return "unknown"
-    return str(client.get_run(run_id).data.tags.get("cea.git_sha", "unknown"))
 
 
 def parse_model_uri(source: str) -> tuple[str, str] | None:

@@ -21,9 +21,6 @@ class Prefetcher:
         self.source = source
         self.depth = max(1, depth)
 
-    def __len__(self) -> int:
-        return len(self.source)  # type: ignore[arg-type]
-
     def __iter__(self) -> Iterator[Any]:
         q: queue.Queue[Any] = queue.Queue(maxsize=self.depth)
         stop = threading.Event()
