@@ -143,7 +143,7 @@ class AugmentConfig(_Strict):
     mlm_path: str | None = None  # local masked-LM folder for contextual_mlm
     tfidf_min_df: int = Field(3, ge=1)
     refit_tfidf: bool = False  # rebuild the TF-IDF cache entry instead of loading it
-    cache_dir: str | None = None  # default: ~/.cache/cea (XDG_CACHE_HOME)
+    cache_dir: str | None = None  # default: ~/.cache/cea
     key_file: str | None = None  # default: ~/.config/cea/cache.key (0600)
 
     @field_validator("augmenters")

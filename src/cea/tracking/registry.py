@@ -19,6 +19,7 @@ from typing import Any
 from cea import __version__
 from cea.errors import GateRefused, IntegrityError, RuntimeFailure, UsageError
 from cea.security.io import sha256_file
+from cea.train.run import WEIGHTS_FILE
 
 LOADER = Path(__file__).with_name("pyfunc_model.py")
 MODEL_NAME = "model"  # the logged model's name inside the MLflow run
@@ -121,7 +122,7 @@ def register_run(
     from cea.tracking.mlflow_tracker import _client, experiment_id
 
     meta = verify_run_folder(run_dir)
-    weights_sha = sha256_file(run_dir / "model.safetensors")
+    weights_sha = sha256_file(run_dir / WEIGHTS_FILE)
     client = _client(target.uri)
     training_tags: dict[str, str] = {}
     if training_run_id is not None:
@@ -249,7 +250,7 @@ def fetch_registered(source: str, target: Any, dest: Path) -> tuple[Path, dict[s
     tags = dict(mv.tags)
     run_folder = local / "artifacts" / RUN_ARTIFACT
     loaders = [p for p in local.glob("*.py")]
-    expected = {"cea.weights_sha256": run_folder / "model.safetensors"}
+    expected = {"cea.weights_sha256": run_folder / WEIGHTS_FILE}
     if len(loaders) != 1:
         raise IntegrityError(f"{source}: expected one loader file, found {len(loaders)}")
     expected["cea.loader_sha256"] = loaders[0]

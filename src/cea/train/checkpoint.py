@@ -20,9 +20,9 @@ from safetensors.torch import load_file, save_file
 
 from cea.errors import IntegrityError
 from cea.security.io import sha256_file
+from cea.train.run import WEIGHTS_FILE
 
 STATE_FILE = "trainer_state.pt"
-WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
 

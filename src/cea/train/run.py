@@ -222,8 +222,7 @@ def read_run_config(run_dir: Path) -> CeaConfig:
 
     if not resolve_checkpoint(run_dir / "checkpoints" / "last").is_dir():
         raise UsageError(f"run {run_dir} has no checkpoint to resume from (checkpoints/last)")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return CeaConfig.model_validate(data)
+    return saved_config(run_dir)
 
 
 def run_training(
