@@ -193,17 +193,18 @@ def test_benign_files_pass(cli, tmp_path: Path) -> None:
     formats = {r.path.name: r.format for r in results}
     assert formats["m.safetensors"] == "safetensors" and formats["sd.pt"] == "torch-zip"
     assert (
-        formats["legacy.pt"] == "pickle"
+        formats["legacy.pt"] == "torch-legacy"
         and formats["x.npy"] == "npy"
-        and formats["notes.txt"] == "other"
+        and formats["notes.txt"] == "text"
     )
     assert findings == []
 
 
 def test_identify_by_content_not_extension(tmp_path: Path) -> None:
     assert identify(pickle.dumps({"a": 1}, protocol=0)) == "pickle"
-    assert identify(b'{"json": true}') == "other"
-    assert identify(b"[PAD]\n[UNK]\n") == "other"
+    assert identify(b'{"json": true}') == "text"
+    assert identify(b"[PAD]\n[UNK]\n") == "text"
+    assert identify(b"\x00\x01binary") == "other"
 
 
 @pytest.fixture(scope="module")

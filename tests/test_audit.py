@@ -138,7 +138,7 @@ def test_unpinned_requirement_makes_vulns_incomplete(cli, tmp_path: Path) -> Non
 
 
 def test_sast_on_src_has_no_unwaived_medium_or_high(cli) -> None:
-    res = cli("audit", "sast", str(REPO), "--json")
+    res = cli("audit", "sast", str(REPO), "--policy", str(REPO / "pyproject.toml"), "--json")
     assert res.exit_code == 0, res.stdout
     result = json.loads(res.stdout)["results"][0]
     assert result["status"] == "passed"
@@ -153,20 +153,27 @@ def _project(tmp_path: Path, code: str, policy: str) -> Path:
     return root
 
 
+def _soon(days: int = 30) -> str:
+    from datetime import timedelta
+
+    return (date.today() + timedelta(days=days)).isoformat()
+
+
 BAD_CODE = "import subprocess\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
 
 
 def test_sast_finds_shell_true_and_a_valid_waiver_waives_it(cli, tmp_path: Path) -> None:
     root = _project(tmp_path, BAD_CODE, "[tool.cea.audit]\nfail_on = 'medium'\n")
-    res = cli("audit", "sast", str(root), "--json")
+    pol = ("--policy", str(root / "pyproject.toml"))
+    res = cli("audit", "sast", str(root), *pol, "--json")
     assert res.exit_code == 1
     ids = {f["id"] for f in json.loads(res.stdout)["results"][0]["findings"]}
     assert "B602" in ids
     (root / "pyproject.toml").write_text(
         "[tool.cea.audit]\n[[tool.cea.audit.waivers]]\nid = 'B602'\ncheck = 'sast'\n"
-        "reason = 'test fixture'\nexpires = 2999-01-01\n"
+        f"reason = 'test fixture'\nexpires = {_soon()}\n"
     )
-    res = cli("audit", "--checks", "sast,policy", str(root), "--json")
+    res = cli("audit", "--checks", "sast,policy", str(root), *pol, "--json")
     assert res.exit_code == 0, res.stdout
     waived = [f for f in json.loads(res.stdout)["results"][0]["findings"] if f["id"] == "B602"]
     assert waived[0]["waived_by"] == "test fixture"
@@ -178,7 +185,15 @@ def test_expired_waiver_fails(cli, tmp_path: Path) -> None:
         BAD_CODE,
         "[tool.cea.audit]\n[[tool.cea.audit.waivers]]\nid = 'B602'\nreason = 'old'\nexpires = 2020-01-01\n",
     )
-    res = cli("audit", "--checks", "sast,policy", str(root), "--json")
+    res = cli(
+        "audit",
+        "--checks",
+        "sast,policy",
+        str(root),
+        "--policy",
+        str(root / "pyproject.toml"),
+        "--json",
+    )
     assert res.exit_code == 1
     results = {r["check"]: r for r in json.loads(res.stdout)["results"]}
     assert results["policy"]["findings"][0]["id"] == "WAIVER-EXPIRED"
@@ -218,14 +233,15 @@ def test_policy_errors_are_config_errors(tmp_path: Path) -> None:
 def test_output_formats(cli, tmp_path: Path) -> None:
     root = _project(tmp_path, BAD_CODE, "")
     out = tmp_path / "report.sarif"
-    res = cli("audit", "sast", str(root), "--format", "sarif", "--output", str(out))
+    pol = ("--policy", str(root / "pyproject.toml"))
+    res = cli("audit", "sast", str(root), *pol, "--format", "sarif", "--output", str(out))
     assert res.exit_code == 1
     sarif = json.loads(out.read_text())
     assert sarif["version"] == "2.1.0"
     assert any(r["ruleId"] == "B602" for r in sarif["runs"][0]["results"])
-    md = cli("audit", "sast", str(root), "--format", "markdown")
+    md = cli("audit", "sast", str(root), *pol, "--format", "markdown")
     assert md.stdout.startswith("# cea audit — FINDINGS") and "| B602 |" in md.stdout
-    human = cli("audit", "sast", str(root))
+    human = cli("audit", "sast", str(root), *pol)
     assert "findings" in human.stdout and "B602" in human.stdout
 
 

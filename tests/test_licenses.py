@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_installed_distribution_is_listed_with_a_license_or_unknown(cli) -> None:
-    res = cli("audit", "licenses", str(REPO), "--json")
+    res = cli("audit", "licenses", str(REPO), "--policy", str(REPO / "pyproject.toml"), "--json")
     assert res.exit_code == 0, res.stdout
     packages = json.loads(res.stdout)["results"][0]["data"]["packages"]
     installed = {canonicalize_name(d.metadata["Name"]) for d in md.distributions()}
@@ -43,7 +44,7 @@ def _project(tmp_path: Path, licenses_table: str) -> Path:
 
 def test_denied_license_fails_and_names_the_package(cli, tmp_path: Path) -> None:
     root = _project(tmp_path, 'deny = ["PSF-2.0"]\n')
-    res = cli("audit", "licenses", str(root), "--json")
+    res = cli("audit", "licenses", str(root), "--policy", str(root / "pyproject.toml"), "--json")
     assert res.exit_code == 1
     findings = json.loads(res.stdout)["results"][0]["findings"]
     denied = {f["location"].split("==")[0] for f in findings if f["id"] == "LICENSE-DENIED"}
@@ -61,15 +62,24 @@ def test_exception_waives_until_it_expires(cli, tmp_path: Path) -> None:
         )
         + "]\n"
     )
-    root = _project(tmp_path, table.replace("{exp}", "2999-01-01"))
-    res = cli("audit", "--checks", "licenses,policy", str(root), "--json")
+    soon = (date.today() + timedelta(days=30)).isoformat()
+    root = _project(tmp_path, table.replace("{exp}", soon))
+    res = cli(
+        "audit",
+        "--checks",
+        "licenses,policy",
+        str(root),
+        "--policy",
+        str(root / "pyproject.toml"),
+        "--json",
+    )
     assert res.exit_code == 0, res.stdout
     waived = [f for f in json.loads(res.stdout)["results"][0]["findings"] if f["waived_by"]]
     assert waived and all(f["waived_by"] == "reviewed" for f in waived)
     root = _project(tmp_path / "old", table.replace("{exp}", "2020-01-01"))
-    res = cli("audit", "licenses", str(root), "--json")
+    res = cli("audit", "licenses", str(root), "--policy", str(root / "pyproject.toml"), "--json")
     assert res.exit_code == 1  # an expired exception waives nothing
-    res = cli("audit", "policy", str(root), "--json")
+    res = cli("audit", "policy", str(root), "--policy", str(root / "pyproject.toml"), "--json")
     assert res.exit_code == 1
     assert json.loads(res.stdout)["results"][0]["findings"][0]["id"] == "WAIVER-EXPIRED"
 
@@ -150,7 +160,16 @@ def test_third_party_file_sbom_and_lock_agree() -> None:
 
 def test_write_third_party_matches_committed(cli, tmp_path: Path) -> None:
     out = tmp_path / "tp.md"
-    res = cli("audit", "licenses", str(REPO), "--write-third-party", str(out), "--quiet")
+    res = cli(
+        "audit",
+        "licenses",
+        str(REPO),
+        "--policy",
+        str(REPO / "pyproject.toml"),
+        "--write-third-party",
+        str(out),
+        "--quiet",
+    )
     assert res.exit_code == 0
     assert out.read_text() == (REPO / "THIRD_PARTY_LICENSES.md").read_text()
 
@@ -158,6 +177,8 @@ def test_write_third_party_matches_committed(cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["sarif", "markdown"])
 def test_license_findings_in_machine_formats(cli, tmp_path: Path, fmt: str) -> None:
     root = _project(tmp_path, 'deny = ["MIT"]\n')
-    res = cli("audit", "licenses", str(root), "--format", fmt)
+    res = cli(
+        "audit", "licenses", str(root), "--policy", str(root / "pyproject.toml"), "--format", fmt
+    )
     assert res.exit_code == 1
     assert "LICENSE-DENIED" in res.stdout

@@ -302,6 +302,7 @@ def load_license_policy(conf: dict[str, Any]) -> tuple[LicensePolicy, list[Any]]
                 expires,
                 "licenses",
                 f"{canonicalize_name(str(raw['package']))}==*",
+                "glob",
             )
         )
     return LicensePolicy(allow, deny), waivers

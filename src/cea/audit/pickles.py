@@ -1,21 +1,37 @@
-"""Walk pickle opcodes without loading: a symbolic stack machine that never calls anything.
+"""Read a pickle the way its victims' loaders read it, without running any of it.
 
-It records every imported global (GLOBAL, STACK_GLOBAL, INST) and every call target (REDUCE,
-NEWOBJ, NEWOBJ_EX, OBJ, INST), checks them against an allowlist of what tensors, state dicts
-and cea's own cache need, and fails closed: an unknown global, a call of a computed callable
-(gadget chains such as getattr(__import__("os"), "system")), extension codes, out-of-band
-buffers, a nested pickle inside a bytes constant, a truncated or unparsable stream — each is a
-problem. joblib's NumpyArrayWrapper is understood well enough to skip the raw array bytes that
-joblib writes inside the stream (and to walk the nested pickle of an object array).
+Nothing here imports or calls what a pickle names. Each *reading* drives a real unpickler over
+the bytes with `find_class` and `persistent_load` replaced by stubs that only record what was
+asked for, so the stream is parsed exactly as that loader parses it (frames, memo, marks,
+argument formats, the point where it fails) — a home-made opcode walker can be fooled by any
+place where it reads differently from CPython's:
+
+- `pickle.load` / `torch.load` / `pandas.read_pickle` / `numpy.load(allow_pickle=True)`: the C
+  unpickler (`_pickle.Unpickler`), which ignores FRAME boundaries and would execute "array
+  bytes" that joblib skips;
+- `joblib.load`: the pure-Python unpickler (`pickle._Unpickler`, strict about frames) with
+  joblib's NumpyArrayWrapper handling: the raw array bytes are skipped, object arrays are a
+  nested stream.
+
+Every global either reading reaches is checked against the allowlist; both readings must agree
+that the stream holds nothing else. A third pass over the opcodes validates FRAME lengths (an
+opcode that straddles a frame, a frame inside a frame, a frame past the end are findings,
+because the two unpicklers then read different streams) and walks `bytes` constants that are
+themselves pickles. Severity: the allowlist passes silently; a small list of harmless
+constructors is low (shown, not failing); anything else fails, critical where it can execute
+code or reach the OS, the network or the file system.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
+import pickle  # only the parsers: find_class/persistent_load are stubbed, nothing is loaded
 import pickletools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 # What weights-only torch files, numpy arrays, joblib arrays and cea's cache need.
 SAFE_GLOBALS: frozenset[str] = frozenset(
@@ -26,18 +42,31 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "builtins.slice",
         "builtins.complex",
         "builtins.bytearray",
+        "builtins.object",
         "_codecs.encode",  # bytes in protocol-2 numpy pickles
         "torch._utils._rebuild_tensor",
         "torch._utils._rebuild_tensor_v2",
         "torch._utils._rebuild_tensor_v3",
         "torch._utils._rebuild_parameter",
         "torch._utils._rebuild_parameter_with_state",
+        "torch._utils._rebuild_device_tensor_from_numpy",
+        "torch._utils._rebuild_meta_tensor_no_storage",
+        "torch._utils._rebuild_qtensor",
+        "torch._utils._rebuild_sparse_tensor",
         "torch._tensor._rebuild_from_type_v2",
         "torch.Size",
         "torch.device",
+        "torch.Tensor",
         "torch.storage.UntypedStorage",
+        "torch.storage.TypedStorage",
         "torch.serialization._get_layout",
         "torch.strided",
+        "torch.sparse_coo",
+        "torch.contiguous_format",
+        "torch.channels_last",
+        "torch.preserve_format",
+        "torch.per_tensor_affine",
+        "torch.per_channel_affine",
         "torch.nn.parameter.Parameter",
         "numpy.ndarray",
         "numpy.dtype",
@@ -45,10 +74,10 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "numpy._core.multiarray._reconstruct",
         "numpy.core.multiarray.scalar",
         "numpy._core.multiarray.scalar",
-        "numpy.dtypes.Float64DType",
-        "numpy.dtypes.Float32DType",
-        "numpy.dtypes.Int64DType",
-        "numpy.dtypes.Int32DType",
+        "numpy.random._pickle.__randomstate_ctor",
+        "numpy.random._pickle.__bit_generator_ctor",
+        "numpy.random._pickle.__generator_ctor",
+        "numpy.random.mtrand._rand",
         "joblib.numpy_pickle.NumpyArrayWrapper",
     }
     | {
@@ -86,371 +115,687 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
             "bool",
             "complex64",
             "complex128",
+            "float8_e4m3fn",
+            "float8_e5m2",
+            "uint16",
+            "uint32",
+            "uint64",
+        )
+    }
+    | {
+        f"numpy.dtypes.{t}DType"
+        for t in (
+            "Float16",
+            "Float32",
+            "Float64",
+            "LongDouble",
+            "Complex64",
+            "Complex128",
+            "Int8",
+            "Int16",
+            "Int32",
+            "Int64",
+            "Long",
+            "LongLong",
+            "UInt8",
+            "UInt16",
+            "UInt32",
+            "UInt64",
+            "ULong",
+            "ULongLong",
+            "Bool",
+            "Bytes",
+            "Str",
+            "Void",
+            "Object",
+            "DateTime64",
+            "TimeDelta64",
         )
     }
 )
 
-DANGEROUS_MODULES = (
-    "os",
-    "posix",
-    "nt",
-    "subprocess",
-    "sys",
-    "builtins",
-    "runpy",
-    "importlib",
-    "pickle",
-    "_pickle",
-    "marshal",
-    "shutil",
-    "socket",
-    "ctypes",
-    "pty",
-    "code",
-    "codeop",
-    "webbrowser",
-    "io",
-    "operator",
-    "functools",
-    "types",
+# Constructors of plain values: they run no code of the pickle's choosing and touch nothing
+# outside the process. Unusual in a checkpoint, so shown (low), but not failing.
+HARMLESS_GLOBALS: frozenset[str] = frozenset(
+    {
+        *(
+            f"builtins.{n}"
+            for n in (
+                "int",
+                "float",
+                "bool",
+                "str",
+                "bytes",
+                "list",
+                "dict",
+                "tuple",
+                "range",
+                "len",
+                "reversed",
+                "Ellipsis",
+                "NotImplemented",
+            )
+        ),
+        "collections.Counter",
+        "collections.deque",
+        "collections.defaultdict",
+        "copyreg._reconstructor",
+        "copyreg.__newobj__",
+        "copyreg.__newobj_ex__",
+        "datetime.datetime",
+        "datetime.date",
+        "datetime.time",
+        "datetime.timedelta",
+        "datetime.timezone",
+        "decimal.Decimal",
+        "fractions.Fraction",
+        "uuid.UUID",
+        "ipaddress.IPv4Address",
+        "ipaddress.IPv6Address",
+        "pathlib.PurePath",
+        "pathlib.PurePosixPath",
+        "pathlib.PureWindowsPath",
+        "pathlib.PosixPath",
+        "pathlib.WindowsPath",
+        "pathlib.Path",
+        "argparse.Namespace",
+        "types.SimpleNamespace",
+        "re._compile",
+        "torch.finfo",
+        "torch.iinfo",
+        "torch.layout",
+        "torch.memory_format",
+        "torch.dtype",
+        "numpy.core.multiarray._frombuffer",
+        "numpy._core.multiarray._frombuffer",
+        "numpy.core.numeric._frombuffer",
+        "numpy._core.numeric._frombuffer",
+        *(
+            f"numpy.{t}"
+            for t in (
+                "bool_",
+                "int8",
+                "int16",
+                "int32",
+                "int64",
+                "uint8",
+                "uint16",
+                "uint32",
+                "uint64",
+                "float16",
+                "float32",
+                "float64",
+                "complex64",
+                "complex128",
+                "str_",
+                "bytes_",
+                "datetime64",
+                "timedelta64",
+            )
+        ),
+    }
 )
 
+# A global from one of these modules (or named like this) can execute code or reach the OS, the
+# network or the file system: critical.
+DANGEROUS_MODULES = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "posixpath",
+        "ntpath",
+        "genericpath",
+        "subprocess",
+        "_posixsubprocess",
+        "sys",
+        "builtins",
+        "__builtin__",
+        "__main__",
+        "runpy",
+        "importlib",
+        "imp",
+        "pkgutil",
+        "zipimport",
+        "pickle",
+        "_pickle",
+        "cPickle",
+        "pickletools",
+        "dill",
+        "cloudpickle",
+        "joblib",
+        "shelve",
+        "marshal",
+        "shutil",
+        "tempfile",
+        "glob",
+        "fileinput",
+        "io",
+        "_io",
+        "codecs",
+        "pathlib",
+        "zipfile",
+        "tarfile",
+        "socket",
+        "_socket",
+        "socketserver",
+        "ssl",
+        "select",
+        "selectors",
+        "http",
+        "urllib",
+        "urllib3",
+        "requests",
+        "httpx",
+        "aiohttp",
+        "ftplib",
+        "smtplib",
+        "telnetlib",
+        "imaplib",
+        "poplib",
+        "xmlrpc",
+        "webbrowser",
+        "ctypes",
+        "_ctypes",
+        "cffi",
+        "mmap",
+        "pty",
+        "tty",
+        "signal",
+        "resource",
+        "fcntl",
+        "multiprocessing",
+        "threading",
+        "_thread",
+        "concurrent",
+        "asyncio",
+        "code",
+        "codeop",
+        "compileall",
+        "py_compile",
+        "operator",
+        "_operator",
+        "functools",
+        "_functools",
+        "itertools",
+        "types",
+        "inspect",
+        "gc",
+        "atexit",
+        "bdb",
+        "pdb",
+        "cProfile",
+        "profile",
+        "trace",
+        "timeit",
+        "pydoc",
+        "doctest",
+        "idlelib",
+        "lib2to3",
+        "ensurepip",
+        "pip",
+        "venv",
+        "distutils",
+        "setuptools",
+        "site",
+        "sysconfig",
+        "platform",
+        "linecache",
+        "logging",
+        "sqlite3",
+        "dbm",
+        "copy",
+        "IPython",
+        "_winapi",
+        "msvcrt",
+        "winreg",
+    }
+)
 
-@dataclass(frozen=True, eq=False)
-class Global:
-    module: str
-    name: str
+# ... and these parts of libraries that are otherwise data: loaders, compilers, evaluators.
+DANGEROUS_PREFIXES = (
+    "torch._inductor",
+    "torch._dynamo",
+    "torch._C",
+    "torch.utils",
+    "torch.jit",
+    "torch.fx",
+    "torch.hub",
+    "torch.distributed",
+    "torch.ops",
+    "torch.classes",
+    "torch.package",
+    "torch.serialization",
+    "torch.testing",
+    "torch.cuda",
+    "torch.load",
+    "torch.compile",
+    "numpy.testing",
+    "numpy.f2py",
+    "numpy.distutils",
+    "numpy.ctypeslib",
+    "numpy.lib.npyio",
+    "numpy.lib.format",
+    "numpy.load",
+    "numpy.fromfile",
+    "numpy.memmap",
+    "pandas.io",
+    "pandas.read_",
+    "scipy.io",
+    "yaml.",
+    "jinja2.",
+    "sympy.",
+    "nltk.data",
+    "keras.src.layers.core.lambda_layer",
+    "keras.layers.Lambda",
+    "tensorflow.io",
+    "tensorflow.raw_ops",
+    "tensorflow.python.ops",
+    "transformers.trainer",
+    "huggingface_hub",
+    "mlflow.",
+    "optuna.",
+)
 
-    @property
-    def dotted(self) -> str:
-        return f"{self.module}.{self.name}"
+ALLOWED_PICKLE_DEPTH = 3
 
 
-@dataclass(frozen=True, eq=False)
-class Call:
-    func: Any
-    args: Any
-    state: list[Any] = field(default_factory=list)
+def canonical_global(module: str, name: str) -> str:
+    """`module.name` with Python 2 spellings mapped as the unpickler's fix_imports maps them
+    (`__builtin__.set` → `builtins.set`, `copy_reg._reconstructor` → `copyreg._reconstructor`)."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    return f"{module}.{name}"
 
 
-@dataclass(frozen=True, eq=False)
-class Persistent:
-    pid: Any
-
-
-class _Mark:
-    pass
-
-
-MARK = _Mark()
-
-
-@dataclass
-class PickleReport:
-    globals: list[str] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (kind, message)
-    streams: int = 0
-
-    def problem(self, kind: str, message: str) -> None:
-        if (kind, message) not in self.problems:
-            self.problems.append((kind, message))
-
-
-def severity_of(kind: str, message: str) -> str:
-    if kind == "global" and any(message.startswith(f"{m}.") for m in DANGEROUS_MODULES):
+def severity_of(dotted: str, allowed: frozenset[str] = SAFE_GLOBALS) -> str:
+    """info (allowed), low (harmless constructor), critical (can execute or reach outside the
+    process) or high (anything else: unknown code runs when it loads)."""
+    if dotted in allowed:
+        return "info"
+    if dotted in HARMLESS_GLOBALS:
+        return "low"
+    top = dotted.split(".", 1)[0]
+    if top in DANGEROUS_MODULES or (top.startswith("_") and top.lstrip("_") in DANGEROUS_MODULES):
+        return "critical"
+    if dotted.startswith(DANGEROUS_PREFIXES):
         return "critical"
     return "high"
 
 
-class _Walker:
-    def __init__(self, report: PickleReport, allowed: frozenset[str]) -> None:
-        self.r = report
-        self.allowed = allowed
+# ---- the stubs ---------------------------------------------------------------------------
 
-    def _global(self, module: Any, name: Any) -> Any:
+
+class _Stub:
+    """Stands for whatever a global or a call would have produced. Accepts every operation an
+    unpickler performs on it and does nothing."""
+
+    _cea_name = "?"
+    _cea_log: Callable[[str, str], None] | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = object.__new__(cls)
+        obj._cea_args = args
+        obj._cea_state = None
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._cea_args = args
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        log = type(self)._cea_log
+        if log is not None:
+            log("gadget", f"calls the result of {type(self)._cea_name}(...) (a computed callable)")
+        return _Result()
+
+    def __setstate__(self, state: Any) -> None:
+        self._cea_state = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+    def add(self, value: Any) -> None:
+        pass
+
+
+class _Result(_Stub):
+    _cea_name = "a call"
+
+
+class _Persistent(_Stub):
+    _cea_name = "a persistent id"
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass
+class Reading:
+    """What one loader's reading of a stream reached."""
+
+    loader: str
+    imports: list[str] = field(default_factory=list)
+    gadgets: list[str] = field(default_factory=list)
+    complete: bool = False
+    end: int = 0
+    error: str = ""
+    joblib_arrays: int = 0
+    nested: list[Reading] = field(default_factory=list)
+
+
+class _Recorder:
+    def __init__(self, reading: Reading) -> None:
+        self.reading = reading
+        self.types: dict[str, type] = {}
+
+    def log(self, kind: str, message: str) -> None:
+        if kind == "gadget" and message not in self.reading.gadgets:
+            self.reading.gadgets.append(message)
+
+    def find_class(self, module: Any, name: Any) -> Any:
         if not isinstance(module, str) or not isinstance(name, str):
-            self.r.problem("unresolvable", "STACK_GLOBAL with a computed module or name")
-            return Global("?", "?")
-        g = Global(module, name)
-        self.r.globals.append(g.dotted)
-        if g.dotted not in self.allowed:
-            self.r.problem("global", g.dotted)
-        return g
+            raise pickle.UnpicklingError("global names must be strings")
+        dotted = canonical_global(module, name)
+        if not _IDENT.match(dotted):  # the import itself would fail: nothing runs
+            raise pickle.UnpicklingError(f"cannot import {dotted[:60]!r}")
+        if dotted not in self.reading.imports:
+            self.reading.imports.append(dotted)
+        if dotted not in self.types:
+            self.types[dotted] = type(
+                "Stub", (_Stub,), {"_cea_name": dotted, "_cea_log": staticmethod(self.log)}
+            )
+        return self.types[dotted]
 
-    def _call(self, func: Any, args: Any, opname: str) -> Call:
-        if not isinstance(func, Global):
-            self.r.problem("gadget", f"{opname} calls a computed callable (not a plain global)")
-        return Call(func, args)
 
-    def walk(self, f: io.BytesIO, *, depth: int = 0) -> None:
-        """Walk one pickle stream from f's position to its STOP (raises ValueError if broken)."""
-        if depth > 3:
-            self.r.problem("nested", "pickles nested more than 3 levels deep")
-            return
-        self.r.streams += 1
-        stack: list[Any] = []
-        marks: list[list[Any]] = []
-        memo: dict[int, Any] = {}
+def _importable(dotted: str) -> bool:
+    """Whether the top-level module of `dotted` exists here (found, not imported: no module
+    code runs) or is one of the dangerous ones (which exist everywhere that matters)."""
+    import importlib.util
 
-        def pop_mark() -> list[Any]:
-            nonlocal stack
-            items = stack
-            stack = marks.pop()
-            return items
+    top = dotted.split(".", 1)[0]
+    if top in DANGEROUS_MODULES:
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
-        while True:
-            gen = pickletools.genops(f)
-            restart = False
-            for op, raw_arg, _pos in gen:
-                name = op.name
-                arg: Any = raw_arg
-                if name in ("PROTO", "FRAME"):
-                    continue
-                if name == "STOP":
-                    return
-                if name == "MARK":
-                    marks.append(stack)
-                    stack = []
-                elif name in (
-                    "INT",
-                    "BININT",
-                    "BININT1",
-                    "BININT2",
-                    "LONG",
-                    "LONG1",
-                    "LONG4",
-                    "FLOAT",
-                    "BINFLOAT",
-                    "UNICODE",
-                    "BINUNICODE",
-                    "SHORT_BINUNICODE",
-                    "BINUNICODE8",
-                    "STRING",
-                    "BINSTRING",
-                    "SHORT_BINSTRING",
-                ):
-                    stack.append(arg)
-                elif name in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"):
-                    data = bytes(arg)
-                    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-                        self.r.problem("nested", "a bytes constant holds another pickle")
-                    elif data[:4] == b"PK\x03\x04":
-                        self.r.problem("nested", "a bytes constant holds a zip (torch file?)")
-                    stack.append(data)
-                elif name == "NONE":
-                    stack.append(None)
-                elif name in ("NEWTRUE", "NEWFALSE"):
-                    stack.append(name == "NEWTRUE")
-                elif name == "EMPTY_DICT":
-                    stack.append(_SymDict())
-                elif name in ("EMPTY_LIST", "EMPTY_SET"):
-                    stack.append([])  # sets are walked as lists: only their contents matter
-                elif name == "EMPTY_TUPLE":
-                    stack.append(())
-                elif name == "LIST":
-                    stack_items = pop_mark()
-                    stack.append(list(stack_items))
-                elif name == "TUPLE":
-                    items = pop_mark()  # rebinds `stack`: pop first, then push
-                    stack.append(tuple(items))
-                elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                    n = int(name[-1])
-                    top = tuple(stack[-n:])
-                    del stack[-n:]
-                    stack.append(top)
-                elif name == "DICT":
-                    items = pop_mark()
-                    d = _SymDict()
-                    d.pairs.extend(zip(items[::2], items[1::2], strict=False))
-                    stack.append(d)
-                elif name == "FROZENSET":
-                    items = pop_mark()
-                    stack.append(tuple(items))
-                elif name == "APPEND":
-                    value = stack.pop()
-                    if isinstance(stack[-1], list):
-                        stack[-1].append(value)
-                elif name == "APPENDS":
-                    items = pop_mark()
-                    if isinstance(stack[-1], list):
-                        stack[-1].extend(items)
-                elif name == "SETITEM":
-                    value = stack.pop()
-                    key = stack.pop()
-                    if isinstance(stack[-1], _SymDict):
-                        stack[-1].pairs.append((key, value))
-                elif name == "SETITEMS":
-                    items = pop_mark()
-                    if isinstance(stack[-1], _SymDict):
-                        stack[-1].pairs.extend(zip(items[::2], items[1::2], strict=False))
-                elif name == "ADDITEMS":
-                    pop_mark()
-                elif name == "POP":
-                    stack.pop()
-                elif name == "POP_MARK":
-                    pop_mark()
-                elif name == "DUP":
-                    stack.append(stack[-1])
-                elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                    memo[int(arg)] = stack[-1]
-                elif name == "MEMOIZE":
-                    memo[len(memo)] = stack[-1]
-                elif name in ("GET", "BINGET", "LONG_BINGET"):
-                    if int(arg) not in memo:
-                        raise ValueError(f"memo key {arg} missing")
-                    stack.append(memo[int(arg)])
-                elif name == "GLOBAL":
-                    module, _, attr = str(arg).partition(" ")
-                    stack.append(self._global(module, attr))
-                elif name == "STACK_GLOBAL":
-                    attr = stack.pop()
-                    module = stack.pop()
-                    stack.append(self._global(module, attr))
-                elif name == "INST":
-                    module, _, attr = str(arg).partition(" ")
-                    g = self._global(module, attr)
-                    items = pop_mark()
-                    stack.append(self._call(g, tuple(items), "INST"))
-                elif name == "OBJ":
-                    items = pop_mark()
-                    if not items:
-                        raise ValueError("OBJ without a class")
-                    stack.append(self._call(items[0], tuple(items[1:]), "OBJ"))
-                elif name == "REDUCE":
-                    args = stack.pop()
-                    func = stack.pop()
-                    stack.append(self._call(func, args, "REDUCE"))
-                elif name == "NEWOBJ":
-                    args = stack.pop()
-                    cls = stack.pop()
-                    stack.append(self._call(cls, args, "NEWOBJ"))
-                elif name == "NEWOBJ_EX":
-                    kwargs = stack.pop()
-                    args = stack.pop()
-                    cls = stack.pop()
-                    stack.append(self._call(cls, (args, kwargs), "NEWOBJ_EX"))
-                elif name == "BUILD":
-                    state = stack.pop()
-                    obj = stack[-1]
-                    if isinstance(obj, Call):
-                        obj.state.append(state)
-                        if (
-                            isinstance(obj.func, Global)
-                            and obj.func.dotted == "joblib.numpy_pickle.NumpyArrayWrapper"
-                        ):
-                            self._skip_joblib_array(f, state, depth)
-                            restart = True
-                            break
-                elif name in ("PERSID", "BINPERSID"):
-                    pid = arg if name == "PERSID" else stack.pop()
-                    stack.append(Persistent(pid))
-                elif name in ("EXT1", "EXT2", "EXT4"):
-                    self.r.problem(
-                        "extension", f"{name} (copyreg extension registry) cannot be checked"
-                    )
-                    stack.append(Global("?ext", str(arg)))
-                elif name in ("NEXT_BUFFER", "READONLY_BUFFER"):
-                    self.r.problem("buffer", "out-of-band buffers cannot be checked")
-                    if name == "NEXT_BUFFER":
-                        stack.append(None)
-                else:  # pragma: no cover - every opcode of protocols 0-5 is handled above
-                    raise ValueError(f"unsupported opcode {name}")
-            else:
-                raise ValueError("pickle stream ended without STOP")
-            if not restart:  # pragma: no cover
+
+def _c_reading(data: bytes | memoryview, start: int) -> Reading:
+    """The C unpickler's reading (pickle.load, torch.load, pandas.read_pickle)."""
+    reading = Reading("pickle.load")
+    rec = _Recorder(reading)
+    buf = io.BytesIO(data)
+    buf.seek(start)
+
+    class _C(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            return rec.find_class(module, name)
+
+        def persistent_load(self, pid: Any) -> Any:
+            return _Persistent()
+
+    try:
+        _C(buf, encoding="latin1").load()  # find_class is stubbed: nothing runs
+        reading.complete = True
+    except RecursionError:
+        reading.error = "recursion limit"
+    except MemoryError:
+        reading.error = "out of memory"
+    except Exception as exc:  # every way the C unpickler can stop on hostile bytes
+        reading.error = f"{exc.__class__.__name__}: {str(exc)[:100]}"
+    reading.end = buf.tell()
+    return reading
+
+
+def _array_bytes(state: Any) -> tuple[int, bool, bool]:
+    """(byte count, object dtype, aligned) of a joblib NumpyArrayWrapper from its state."""
+    import numpy as np
+
+    if not isinstance(state, dict):
+        raise pickle.UnpicklingError("array wrapper without a state dict")
+    shape, dtype = state.get("shape"), state.get("dtype")
+    if not isinstance(shape, tuple) or not all(isinstance(x, int) and x >= 0 for x in shape):
+        raise pickle.UnpicklingError("array wrapper without a readable shape")
+    descr = None
+    if isinstance(dtype, _Stub) and dtype._cea_args and isinstance(dtype._cea_args[0], str):
+        descr = dtype._cea_args[0]
+    if descr is None:
+        raise pickle.UnpicklingError("array wrapper without a readable dtype")
+    if descr.startswith("O"):
+        return 0, True, False
+    if descr.startswith("V"):
+        raise pickle.UnpicklingError("structured joblib array cannot be sized safely")
+    try:
+        itemsize = int(np.dtype(descr).itemsize)
+    except (TypeError, ValueError) as exc:
+        raise pickle.UnpicklingError(f"unknown array dtype {descr[:20]!r}") from exc
+    count = 1
+    for x in shape:
+        count *= x
+    return count * itemsize, False, state.get("numpy_array_alignment_bytes") is not None
+
+
+def _joblib_reading(data: bytes | memoryview, start: int, depth: int = 0) -> Reading:
+    """joblib.load's reading: pure-Python unpickler, raw array bytes skipped, object arrays a
+    nested stream read with the same restrictions."""
+    reading = Reading("joblib.load")
+    rec = _Recorder(reading)
+    buf = io.BytesIO(data)
+    buf.seek(start)
+
+    base: Any = pickle._Unpickler  # the pure-Python unpickler, as joblib uses it
+
+    class _Py(base):  # type: ignore[misc]
+        dispatch: ClassVar[dict[int, Any]] = dict(base.dispatch)
+
+        def find_class(self, module: str, name: str) -> Any:
+            return rec.find_class(module, name)
+
+        def persistent_load(self, pid: Any) -> Any:
+            return _Persistent()
+
+        def load_build(self) -> None:
+            base.load_build(self)
+            top = self.stack[-1]
+            if isinstance(top, _Stub) and type(top)._cea_name.startswith("joblib.numpy_pickle.N"):
+                size, objects, aligned = _array_bytes(top._cea_state)
+                reading.joblib_arrays += 1
+                if objects:
+                    if depth >= ALLOWED_PICKLE_DEPTH:
+                        raise pickle.UnpicklingError("object arrays nested too deep")
+                    inner = _joblib_reading(data, buf.tell(), depth + 1)
+                    reading.nested.append(inner)
+                    for g in inner.imports:
+                        if g not in reading.imports:
+                            reading.imports.append(g)
+                    if not inner.complete:
+                        raise pickle.UnpicklingError(f"object array: {inner.error}")
+                    buf.seek(inner.end)
+                else:
+                    if aligned:
+                        pad = buf.read(1)
+                        if len(pad) != 1:
+                            raise pickle.UnpicklingError("truncated array padding")
+                        buf.read(pad[0])
+                    if buf.tell() + size > len(data):
+                        raise pickle.UnpicklingError("array bytes run past the end")
+                    buf.seek(size, io.SEEK_CUR)
+
+        dispatch[pickle.BUILD[0]] = load_build
+
+    try:
+        _Py(buf, encoding="latin1").load()  # find_class is stubbed: nothing runs
+        reading.complete = True
+    except RecursionError:
+        reading.error = "recursion limit"
+    except MemoryError:
+        reading.error = "out of memory"
+    except Exception as exc:
+        reading.error = f"{exc.__class__.__name__}: {str(exc)[:100]}"
+    reading.end = buf.tell()
+    return reading
+
+
+# ---- the report ----------------------------------------------------------------------------
+
+
+@dataclass
+class PickleReport:
+    """What is wrong with a pickle stream (or a run of them). `problems` are (kind, message,
+    severity); kind "global" messages are the dotted global."""
+
+    globals: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    streams: int = 0
+    end: int = 0
+    is_pickle: bool = False
+    complete: bool = False
+
+    def problem(self, kind: str, message: str, severity: str = "high") -> None:
+        if all((k, m) != (kind, message) for k, m, _ in self.problems):
+            self.problems.append((kind, message, severity))
+
+
+def _structure(data: bytes | memoryview, start: int, report: PickleReport, depth: int) -> None:
+    """Opcode pass: FRAME consistency, bytes constants that hold pickles, uncheckable opcodes."""
+    f = io.BytesIO(data)
+    f.seek(start)
+    frame_end = -1
+    try:
+        for op, arg_, pos in pickletools.genops(f):
+            arg: Any = arg_
+            end = f.tell()
+            if pos is None:  # (genops on a file always gives positions)
                 return
-
-    def _skip_joblib_array(self, f: io.BytesIO, state: Any, depth: int) -> None:
-        import numpy as np
-
-        info = dict(state.pairs) if isinstance(state, _SymDict) else {}
-        shape = info.get("shape")
-        dtype = info.get("dtype")
-        descr = None
-        if (
-            isinstance(dtype, Call)
-            and isinstance(dtype.args, tuple)
-            and dtype.args
-            and isinstance(dtype.args[0], str)
-        ):
-            descr = dtype.args[0]
-        if (
-            not isinstance(shape, tuple)
-            or not all(isinstance(x, int) for x in shape)
-            or descr is None
-        ):
-            raise ValueError("joblib array wrapper without a readable shape and dtype")
-        if descr.startswith("O"):
-            self.walk(f, depth=depth + 1)  # object array: a nested pickle stream
-            return
-        if descr.startswith("V"):
-            raise ValueError("joblib array with a structured dtype cannot be sized safely")
-        itemsize = np.dtype(descr).itemsize
-        if info.get("numpy_array_alignment_bytes") is not None:
-            pad = f.read(1)
-            if len(pad) != 1:
-                raise ValueError("truncated joblib array padding")
-            f.seek(pad[0], io.SEEK_CUR)
-        count = 1
-        for x in shape:
-            count *= x
-        size = count * itemsize
-        start = f.tell()
-        f.seek(0, io.SEEK_END)
-        end = f.tell()
-        if start + size > end:
-            raise ValueError("joblib array bytes run past the end of the file")
-        f.seek(start + size)
+            if op.name == "FRAME":
+                if pos < frame_end:
+                    report.problem(
+                        "frame", "a FRAME starts inside another frame (loaders disagree)"
+                    )
+                if end + int(arg) > len(data):
+                    report.problem("frame", "a FRAME length runs past the end of the data")
+                frame_end = end + int(arg)
+                continue
+            if pos < frame_end < end:
+                report.problem(
+                    "frame",
+                    f"{op.name} at byte {pos} straddles a frame boundary (loaders disagree)",
+                )
+            if op.name in ("EXT1", "EXT2", "EXT4"):
+                report.problem("extension", f"{op.name} (copyreg extension code) cannot be checked")
+            elif op.name in ("NEXT_BUFFER", "READONLY_BUFFER"):
+                report.problem("buffer", "out-of-band buffers cannot be checked", "medium")
+            elif op.name in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"):
+                blob = bytes(arg)
+                if len(blob) > 2 and blob[0] == 0x80 and blob[1] in (2, 3, 4, 5):
+                    if depth >= ALLOWED_PICKLE_DEPTH:
+                        report.problem("nested", "pickles nested in bytes too deeply")
+                        continue
+                    inner = analyze_pickle(blob, depth=depth + 1)
+                    for kind, message, sev in inner.problems:
+                        if kind == "global":
+                            report.problem(
+                                "nested-global", f"a bytes constant holds a pickle: {message}", sev
+                            )
+                        elif sev in ("high", "critical"):
+                            report.problem(kind, f"in a pickle inside a bytes constant: {message}")
+            if op.name == "STOP":
+                return
+    except Exception:  # the readings report broken streams; this pass only adds to them
+        return
 
 
-class _SymDict:
-    def __init__(self) -> None:
-        self.pairs: list[tuple[Any, Any]] = []
+def analyze_pickle(
+    data: bytes | memoryview,
+    start: int = 0,
+    *,
+    allowed: frozenset[str] = SAFE_GLOBALS,
+    sequence: bool = False,
+    depth: int = 0,
+    raw: bool = False,
+) -> PickleReport:
+    """Read the stream at `start` as the C unpickler and as joblib would; with `sequence`, go on
+    with the streams that follow (legacy torch files, pickles written one after another).
+
+    A stream that imports nothing before it breaks runs nothing under any loader; it is still
+    reported (medium) when it starts like a pickle (PROTO 2-5) — a broken pickle file — unless
+    `raw` says the bytes are data no loader unpickles (tensor storages)."""
+    report = PickleReport()
+    pos = start
+    while pos < len(data):
+        c = _c_reading(data, pos)
+        j = _joblib_reading(data, pos)
+        reached = [*c.imports, *(g for g in j.imports if g not in c.imports)]
+        if not (c.complete or j.complete or reached):
+            if (
+                pos == start
+                and not raw
+                and data[pos : pos + 1] == b"\x80"
+                and (data[pos + 1 : pos + 2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
+            ):
+                report.is_pickle = True
+                report.problem(
+                    "unparsable",
+                    f"truncated or unparsable pickle stream ({c.error}); it imports nothing "
+                    "before it breaks",
+                    "medium",
+                )
+            break  # not a pickle (at this offset): nothing in it can run
+        report.is_pickle = True
+        report.streams += 1
+        if report.streams == 1 or c.complete or j.complete:
+            _structure(data, pos, report, depth)
+        for g in reached:
+            if g not in report.globals:
+                report.globals.append(g)
+            sev = severity_of(g, allowed)
+            if sev == "info":
+                continue
+            if g not in j.imports and j.complete and j.joblib_arrays and not _importable(g):
+                # pickle.load reading joblib's array/object-array bytes as opcodes picks up
+                # names like "NumpyArrayWrapper.dtype": no such module, the import fails there
+                continue
+            note = ""
+            if g not in j.imports and j.joblib_arrays:
+                note = " (in bytes that joblib skips as array data: pickle.load runs them)"
+            elif g not in c.imports:
+                note = " (only as joblib reads it)"
+            report.problem("global", f"{g}{note}", sev)
+        for gadget in {*c.gadgets, *j.gadgets}:
+            report.problem("gadget", gadget)
+        if not (c.complete or j.complete):
+            report.problem(
+                "unparsable",
+                f"truncated or unparsable pickle stream ({c.error or j.error})",
+                "high",
+            )
+            report.end = max(c.end, j.end)
+            break
+        report.complete = True
+        report.end = max(c.end if c.complete else 0, j.end if j.complete else 0)
+        if not sequence or report.end <= pos:
+            break
+        pos = report.end
+    return report
 
 
 def scan_pickle_bytes(
     data: bytes, *, allowed: frozenset[str] = SAFE_GLOBALS, sequence: bool = False
 ) -> tuple[PickleReport, int]:
-    """Walk one pickle (or, with `sequence`, consecutive pickles) from the start of `data`.
-
-    Returns the report and the offset where walking stopped. Errors become problems.
-    """
-    report = PickleReport()
-    f = io.BytesIO(data)
-    walker = _Walker(report, allowed)
-    try:
-        walker.walk(f)
-        while sequence and f.tell() < len(data) and data[f.tell() : f.tell() + 1] == b"\x80":
-            walker.walk(f)
-    except (ValueError, IndexError, KeyError, TypeError, EOFError, OverflowError) as exc:
-        report.problem("unparsable", f"truncated or unparsable pickle stream ({str(exc)[:120]})")
-    return report, f.tell()
-
-
-_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+    """Compatibility wrapper: the report and the offset where reading stopped."""
+    report = analyze_pickle(data, allowed=allowed, sequence=sequence)
+    return report, report.end
 
 
 def looks_like_pickle(data: bytes) -> bool:
-    """Protocol 2+ by header; protocol 0/1 by walking (text files fail within a few bytes)."""
-    if len(data) >= 2 and data[0] == 0x80 and data[1] in (2, 3, 4, 5):
-        return True
-    if (
-        not data
-        or data[:1]
-        not in b"(cdeghijlmnopqrstuvwxyz}])IJKLMNFGSTUVX\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x93\x94\x95N."
-    ):
-        return False
-    ops: list[str] = []
-    args: list[Any] = []
-    try:
-        for op, arg, _pos in pickletools.genops(io.BytesIO(data)):
-            ops.append(op.name)
-            args.append(arg)
-    except Exception:  # a broken stream is still a (truncated) pickle if it began like one
-        if len(ops) < 2 or ops[0] not in ("GLOBAL", "INST", "MARK"):
-            return False
-        # text that starts with "c" or "i" (a YAML "channels:" line) reads as GLOBAL too:
-        # a real GLOBAL/INST names a module and an attribute
-        first = args[0] if ops[0] != "MARK" else None
-        return first is None or all(_DOTTED.match(part) for part in str(first).split(" ", 1))
-    return len(ops) >= 2 and ops[-1] == "STOP"
+    """True when a loader would read `data` as a pickle far enough to import or finish."""
+    return analyze_pickle(data[: 1 << 20] if len(data) > 1 << 20 else data).is_pickle

@@ -8,7 +8,7 @@ from typing import Any
 
 from cea.audit.base import AuditContext, Check
 from cea.audit.model import AuditReport, CheckResult
-from cea.audit.policy import PolicyCheck, apply_policy, load_policy
+from cea.audit.policy import Policy, PolicyCheck, apply_policy, load_policy
 from cea.errors import UsageError
 
 CHECK_NAMES = ("sast", "vulns", "sbom", "licenses", "policy", "artifacts")
@@ -42,6 +42,33 @@ def build_check(name: str) -> Check:
     raise UsageError(f"unknown check {name!r}", hint=f"choose from {', '.join(CHECK_NAMES)}")
 
 
+def resolve_policy(
+    policy_file: Path | None,
+    *,
+    cwd: Path,
+    scanned: list[Path],
+    today: date,
+) -> Policy:
+    """The gatekeeper's policy: `--policy FILE`, else `cwd/pyproject.toml` — but never a file
+    inside a folder scanned for artifacts (a scanned model must not waive its own findings)."""
+    if policy_file is not None:
+        return load_policy(policy_file, today, required=True)
+    candidate = cwd / "pyproject.toml"
+    if not candidate.is_file():
+        return Policy()
+    real = candidate.resolve()
+    for root in scanned:
+        base = root.resolve()
+        if real == base or real.is_relative_to(base):
+            return Policy(
+                notes=(
+                    f"{candidate} lies inside a scanned path and is not used as policy "
+                    "(give --policy)",
+                )
+            )
+    return load_policy(candidate, today)
+
+
 def run_audit(
     root: Path,
     checks: tuple[str, ...],
@@ -50,13 +77,27 @@ def run_audit(
     policy_file: Path | None = None,
     today: date | None = None,
     on_check: Any = None,
+    cwd: Path | None = None,
 ) -> AuditReport:
-    policy = load_policy(policy_file or root / "pyproject.toml")
-    ctx = AuditContext(root=root, policy=policy, today=today or date.today(), options=options or {})
+    """Run each check isolated: one that raises becomes an incomplete result with the cause,
+    and every other check still reports."""
+    options = options or {}
+    today = today or date.today()
+    scanned = [Path(p) for p in (options.get("artifact_paths") or [])]
+    if "artifacts" in checks and not scanned:
+        scanned = [root]
+    policy = resolve_policy(policy_file, cwd=cwd or Path.cwd(), scanned=scanned, today=today)
+    ctx = AuditContext(root=root, policy=policy, today=today, options=options)
     results: list[CheckResult] = []
     for name in checks:
+        check = build_check(name)
         if on_check is not None:
             on_check(name)
-        result = build_check(name).run(ctx)
+        try:
+            result = check.run(ctx)
+        except Exception as exc:  # a broken check is incomplete; the others still run
+            result = CheckResult(
+                name, incomplete=(f"the check failed: {exc.__class__.__name__}: {str(exc)[:200]}",)
+            )
         results.append(apply_policy(result, policy, ctx.today) if name != "policy" else result)
     return AuditReport(str(root), tuple(results), datetime.now(UTC).isoformat(timespec="seconds"))

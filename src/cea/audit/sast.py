@@ -1,10 +1,21 @@
-"""SAST with bandit (configured in pyproject.toml's [tool.bandit])."""
+"""SAST with bandit, run with the gatekeeper's settings only.
+
+The audited project does not configure its own gate: bandit gets no `-c` from the target,
+an empty `--ini` (so a `.bandit` file in the target sets nothing) and `--ignore-nosec`. A
+finding on a line marked `# nosec` is still a finding — an unreasoned waiver in the source,
+which fails the gate unless the policy waives that id; the target's own bandit settings are
+listed in the notes as not honoured.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +23,25 @@ from cea.audit.base import AuditContext
 from cea.audit.model import CheckResult, Finding, severity_rank
 
 _LEVELS = {"LOW": "low", "MEDIUM": "medium", "HIGH": "high", "UNDEFINED": "low"}
+_NOSEC = re.compile(r"#\s*nosec\b", re.IGNORECASE)
+
+
+def _target_settings(root: Path, targets: list[str]) -> list[str]:
+    """What the target's own bandit configuration would have changed (not honoured)."""
+    notes = []
+    pyproject = root / "pyproject.toml"
+    try:
+        conf = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("bandit")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        conf = None
+    if isinstance(conf, dict) and conf:
+        keys = ", ".join(f"{k}={conf[k]!r}"[:80] for k in sorted(conf))
+        notes.append(f"{pyproject} [tool.bandit] ({keys}) is the target's: not honoured")
+    for t in targets:
+        for dirpath, _dirs, files in os.walk(t):
+            if ".bandit" in files:
+                notes.append(f"{Path(dirpath) / '.bandit'} is the target's: not honoured")
+    return notes
 
 
 class BanditCheck:
@@ -26,24 +56,42 @@ class BanditCheck:
             return CheckResult(self.name, incomplete=(f"path not found: {', '.join(missing)}",))
         min_sev = str(conf.get("severity", "low")).lower()
         min_conf = str(conf.get("confidence", "low")).lower()
-        cmd = [sys.executable, "-m", "bandit", "-r", *targets, "-f", "json", "-q"]
-        pyproject = ctx.root / "pyproject.toml"
-        if pyproject.is_file():
-            cmd += ["-c", str(pyproject)]
-        try:
-            proc = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments, no shell
-                cmd, capture_output=True, text=True, timeout=600, check=False, cwd=ctx.root
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return CheckResult(
-                self.name, incomplete=(f"bandit did not run ({exc.__class__.__name__})",)
-            )
+        with tempfile.TemporaryDirectory() as tmp:
+            ini = Path(tmp) / "bandit.ini"
+            ini.write_text("[bandit]\n", encoding="utf-8")
+            cmd = [
+                sys.executable,
+                "-m",
+                "bandit",
+                "-r",
+                *targets,
+                "-f",
+                "json",
+                "-q",
+                "--ignore-nosec",
+                "--ini",
+                str(ini),
+            ]
+            exclude = conf.get("exclude")
+            if exclude:
+                cmd += ["-x", ",".join(str(ctx.root / e) for e in exclude)]
+            try:
+                proc = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments, no shell
+                    cmd, capture_output=True, text=True, timeout=600, check=False, cwd=tmp
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return CheckResult(
+                    self.name, incomplete=(f"bandit did not run ({exc.__class__.__name__})",)
+                )
         try:
             data: dict[str, Any] = json.loads(proc.stdout)
         except ValueError:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             return CheckResult(self.name, incomplete=(f"bandit failed: {tail[0][:200]}",))
         findings = []
+        lines_cache: dict[str, list[str]] = {}
+        nosec = 0
+        root = ctx.root.resolve()
         for r in data.get("results", []):
             sev = _LEVELS.get(r.get("issue_severity", "LOW"), "low")
             confidence = _LEVELS.get(r.get("issue_confidence", "LOW"), "low")
@@ -51,21 +99,47 @@ class BanditCheck:
                 confidence
             ) < severity_rank(min_conf):
                 continue
-            loc = f"{Path(r['filename']).resolve().relative_to(ctx.root.resolve()) if Path(r['filename']).resolve().is_relative_to(ctx.root.resolve()) else r['filename']}:{r['line_number']}"
+            path = Path(r["filename"]).resolve()
+            rel = path.relative_to(root) if path.is_relative_to(root) else path
+            suppressed = _marked_nosec(path, r, lines_cache)
+            message = f"{r['issue_text']} (confidence {confidence})"
+            extra: dict[str, Any] = {}
+            if suppressed:
+                nosec += 1
+                message += " — marked '# nosec' in the source: an unreasoned waiver"
+                extra = {"nosec": True}
             findings.append(
                 Finding(
                     id=r["test_id"],
                     check=self.name,
                     severity=sev,  # type: ignore[arg-type]
-                    location=loc,
-                    message=f"{r['issue_text']} (confidence {confidence})",
-                    hint=r.get("more_info", ""),
+                    location=f"{rel}:{r['line_number']}",
+                    message=message,
+                    hint="waive it in the gate's policy by id, with a reason and an expiry"
+                    if suppressed
+                    else r.get("more_info", ""),
+                    extra=extra,
                 )
             )
         errors = data.get("errors", [])
         totals = data.get("metrics", {}).get("_totals", {})
-        notes = (
-            f"bandit scanned {totals.get('loc', '?')} lines in {', '.join(paths)}; {len(findings)} findings at or above severity {min_sev}, confidence {min_conf}",
-        )
+        notes = [
+            f"bandit scanned {totals.get('loc', '?')} lines in {', '.join(paths)}; "
+            f"{len(findings)} findings at or above severity {min_sev}, confidence {min_conf}; "
+            f"{nosec} on '# nosec' lines (not honoured)",
+            *_target_settings(ctx.root, targets),
+        ]
         incomplete = tuple(f"bandit could not parse {e.get('filename')}" for e in errors)
-        return CheckResult(self.name, tuple(findings), incomplete, notes)
+        return CheckResult(self.name, tuple(findings), incomplete, tuple(notes))
+
+
+def _marked_nosec(path: Path, result: dict[str, Any], cache: dict[str, list[str]]) -> bool:
+    key = str(path)
+    if key not in cache:
+        try:
+            cache[key] = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            cache[key] = []
+    lines = cache[key]
+    numbers = result.get("line_range") or [result.get("line_number", 0)]
+    return any(0 < n <= len(lines) and _NOSEC.search(lines[n - 1]) for n in numbers)

@@ -22,7 +22,7 @@ from cea import __version__
 from cea.augment.builtin import STOPWORDS, WeightedVocabulary
 from cea.errors import IntegrityError
 from cea.security.io import canonical_json, sha256_bytes
-from cea.security.signed_cache import SIDE, mark_cache, sign, verify
+from cea.security.signed_cache import SIDE, mark_cache, read_verified, sign
 
 _WORD = re.compile(r"(?u)\b[a-zA-Z][a-zA-Z']+\b")
 FORMAT = 1
@@ -88,25 +88,31 @@ def load_or_fit(
 ) -> tuple[TfidfModel, str]:
     """The model for `texts` from the cache (verified) or fitted and cached; and what happened
     ("loaded", "fitted", "refitted")."""
+    import io
+
     import joblib
 
     entry = cache_dir / f"tfidf-{cache_key(texts, params)}.joblib"
     side = entry.with_name(entry.name + SIDE)
     if entry.exists() and not refit:
-        if not verify(entry, key):  # checked before a single byte is unpickled
+        blob = read_verified(entry, key)  # read once, checked before a byte is unpickled
+        if blob is None:
             raise IntegrityError(
                 f"{entry}: TF-IDF cache entry failed HMAC verification; refused, not loaded",
                 hint="it was changed or written by someone else; rebuild it with --refit",
             )
-        data = joblib.load(entry)  # nosec B301 - HMAC verified just above
+        data = joblib.load(io.BytesIO(blob))  # the verified bytes themselves, not the file
         return TfidfModel(dict(data["idf"])), "loaded"
     existed = entry.exists()
     idf = fit_idf(texts, params)
     cache_dir.mkdir(parents=True, exist_ok=True)
     mark_cache(cache_dir)
-    tmp = entry.with_name(entry.name + ".tmp")
-    joblib.dump({"idf": idf, "params": params.as_dict()}, tmp)
-    tmp.replace(entry)
+    buf = io.BytesIO()
+    joblib.dump({"idf": idf, "params": params.as_dict()}, buf)
+    blob = buf.getvalue()
     side.unlink(missing_ok=True)
-    sign(entry, key)
+    tmp = entry.with_name(entry.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(entry)
+    sign(entry, key, blob)
     return TfidfModel(idf), "refitted" if existed else "fitted"

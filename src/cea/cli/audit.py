@@ -39,7 +39,11 @@ def audit(
     ] = None,
     policy: Annotated[
         Path | None,
-        typer.Option("--policy", help="TOML with [tool.cea.audit] (default: PATH/pyproject.toml)."),
+        typer.Option(
+            "--policy",
+            help="TOML with [tool.cea.audit] (default: ./pyproject.toml of the folder you run in; "
+            "never one inside a scanned artifact folder).",
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="rich | json | sarif | markdown.")] = "rich",
     output: Annotated[
@@ -90,7 +94,14 @@ def audit(
         artifact_paths, rest = rest, ["."]
     if len(rest) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(rest[1:])}")
+    if selected == ("artifacts",) and rest and not artifact_paths:
+        artifact_paths = [rest[0]]  # cea audit artifacts FILE-OR-FOLDER
+        rest = [rest[0]] if Path(rest[0]).is_dir() else ["."]
     root = Path(rest[0] if rest else ".").resolve()
+    if not root.exists() and rest and "/" not in rest[0] and "." not in rest[0]:
+        raise UsageError(
+            f"{rest[0]!r} is neither a check nor a folder", hint=f"checks: {CHECKS_HELP}"
+        )
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder")
     options: dict[str, Any] = {
@@ -101,6 +112,10 @@ def audit(
         "artifact_paths": artifact_paths or None,
         "cache_key": _read_key(cache_key) if cache_key else None,
     }
+    if artifact_paths:
+        missing = [p for p in artifact_paths if not Path(p).exists() and not Path(p).is_symlink()]
+        if missing:
+            raise UsageError(f"not found: {', '.join(missing)}")
     status = None
     if show_progress() and fmt == "rich":
         status = err_console.status("auditing")
@@ -126,12 +141,9 @@ def audit(
 
 
 def _read_key(path: Path) -> bytes:
-    from cea.errors import UsageError
+    from cea.security.signed_cache import read_key
 
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the cache key {path} ({exc.strerror})") from exc
+    return read_key(path)
 
 
 def _print(report: Any) -> None:
