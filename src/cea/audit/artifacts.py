@@ -260,7 +260,8 @@ def _data_kind(data: bytes) -> str:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # (a cut multi-byte character at the end is still text)
+        # (a multi-byte character cut at the 64 KiB boundary is still text)
+        if exc.reason != "unexpected end of data":
             return "other"
     return "text"
 
@@ -401,10 +402,22 @@ def _decompressor(kind: str) -> Any:
 _ZLIB = type(zlib.decompressobj())
 
 
-def inflate(kind: str, data: bytes, budget: int) -> tuple[bytes, str | None]:
+def inflate(kind: str, data: bytes, budget: int, chunk: int = _CHUNK) -> tuple[bytes, str | None]:
     """Decompress with a cap. Returns (output, problem): problem is None, "bomb" (more than
     `budget` bytes), or why the stream broke — the output read before the break is kept,
-    because a streaming loader has already handed it to the unpickler by then."""
+    because a streaming loader has already handed it to the unpickler by then (a broken
+    stream is read again in small pieces to recover as much of that output as possible)."""
+    out, problem = _inflate(kind, data, budget, chunk)
+    if problem and problem.startswith("corrupt") and chunk > 64:
+        small = 64 if len(data) <= 16 * 2**20 else 4096
+        if small < chunk:
+            again, problem2 = _inflate(kind, data, budget, small)
+            if len(again) > len(out):
+                return again, problem2
+    return out, problem
+
+
+def _inflate(kind: str, data: bytes, budget: int, chunk: int) -> tuple[bytes, str | None]:
     out = bytearray()
     rest = memoryview(data)
     members = 0
@@ -414,7 +427,7 @@ def inflate(kind: str, data: bytes, budget: int) -> tuple[bytes, str | None]:
         pos = 0
         try:
             while pos < len(rest):
-                piece = rest[pos : pos + _CHUNK]
+                piece = rest[pos : pos + chunk]
                 pos += len(piece)
                 room = budget + 1 - len(out)
                 if isinstance(d, _ZLIB):
@@ -582,7 +595,9 @@ class _Scanner:
                 f"{problem}; the {len(out)} bytes before it were scanned",
                 "medium",
             )
-        inner = name[: -len(Path(name).suffix)] if Path(name).suffix else name
+        suffix = Path(name).suffix.lower()
+        compressed = suffix in (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib", ".tgz")
+        inner = name[: -len(suffix)] + (".tar" if suffix == ".tgz" else "") if compressed else name
         inner_fmt = self.blob(out, f"{where}!{kind}", inner, depth + 1)
         return f"{kind}+{inner_fmt}"
 

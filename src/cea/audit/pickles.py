@@ -743,6 +743,7 @@ def analyze_pickle(
                 and (data[pos + 1 : pos + 2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
             ):
                 report.is_pickle = True
+                _structure(data, pos, report, depth)
                 report.problem(
                     "unparsable",
                     f"truncated or unparsable pickle stream ({c.error}); it imports nothing "
