@@ -662,3 +662,85 @@ def test_mutated_archives_never_crash(tmp: bytes, at: int, patch: bytes) -> None
         assert res.format
     finally:
         path.unlink()
+
+
+def test_keras_lambda_and_tf_file_ops_are_flagged(tmp_path: Path) -> None:
+    config = {"class_name": "Functional", "config": {"layers": [{"class_name": "Lambda"}]}}
+    keras = tmp_path / "model.keras"
+    _zip(keras, {"config.json": json.dumps(config).encode(), "metadata.json": b"{}"})
+    assert any(f.id == "KERAS-LAMBDA" for f in scan_file(keras).findings)
+    h5 = tmp_path / "model.h5"  # the model config is a JSON attribute inside the HDF5 file
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64 + json.dumps(config).encode() + b"\0" * 8)
+    assert any(f.id == "KERAS-LAMBDA" for f in scan_file(h5).findings)
+    pb = tmp_path / "saved_model.pb"
+    pb.write_bytes(b"\n\x04node\x12\x08ReadFile\x1a\x01x")
+    assert any(f.id == "TF-FILE-OP" for f in scan_file(pb).findings)
+    plain = tmp_path / "ok.keras"
+    _zip(plain, {"config.json": b'{"class_name": "Dense"}'})
+    assert scan_file(plain).findings == ()
+
+
+def test_cache_hmac_binds_the_entry_name_and_checks_the_key(tmp_path: Path) -> None:
+    from cea.errors import IntegrityError
+    from cea.security.signed_cache import load_or_create_key, read_verified, sign, verify
+
+    home = tmp_path / "cfg"
+    home.mkdir(mode=0o700)
+    key = load_or_create_key(home / "cache.key")
+    a = tmp_path / "tfidf-a.joblib"
+    a.write_bytes(pickle.dumps({"idf": {"x": 1.0}}))
+    sign(a, key)
+    assert verify(a, key) and read_verified(a, key) == a.read_bytes()
+    # a signed entry replayed under another cache key does not verify
+    b = tmp_path / "tfidf-b.joblib"
+    b.write_bytes(a.read_bytes())
+    (tmp_path / "tfidf-b.joblib.hmac").write_bytes((tmp_path / "tfidf-a.joblib.hmac").read_bytes())
+    assert not verify(b, key)
+    # the key file: empty, a link, or in a folder others can write: refused
+    empty = home / "empty.key"
+    empty.touch(mode=0o600)
+    with pytest.raises(IntegrityError, match="empty"):
+        load_or_create_key(empty)
+    link = home / "link.key"
+    link.symlink_to(home / "cache.key")
+    with pytest.raises(IntegrityError, match="link"):
+        load_or_create_key(link)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    (open_dir / "k").write_bytes(os.urandom(32))
+    (open_dir / "k").chmod(0o600)
+    with pytest.raises(IntegrityError, match="writable by others"):
+        load_or_create_key(open_dir / "k")
+
+
+def test_tfidf_cache_loads_the_verified_bytes_not_the_file_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swap the entry for a malicious pickle right after it was verified: what is loaded is
+    the verified copy, so nothing runs and the model is the cached one."""
+    import cea.augment.tfidf as tfidf
+    from cea.security.signed_cache import load_or_create_key
+
+    home = tmp_path / "cfg"
+    home.mkdir(mode=0o700)
+    key = load_or_create_key(home / "cache.key")
+    texts = ["the cat sat", "the dog ran", "a cat ran", "the end"] * 3
+    params = tfidf.TfidfParams(min_df=1)
+    first, how = tfidf.load_or_fit(texts, params, tmp_path / "cache", key)
+    assert how == "fitted"
+    marker = tmp_path / "PWNED"
+    real = tfidf.read_verified
+
+    def swap_after_check(path: Path, k: bytes) -> bytes | None:
+        blob = real(path, k)
+        path.write_bytes(joblib_payload(marker))
+        return blob
+
+    def joblib_payload(m: Path) -> bytes:
+        return _p4(m)
+
+    monkeypatch.setattr(tfidf, "read_verified", swap_after_check)
+    again, how = tfidf.load_or_fit(texts, params, tmp_path / "cache", key)
+    assert how == "loaded" and again.idf == first.idf
+    assert not marker.exists()

@@ -20,6 +20,7 @@ import io
 import json
 import lzma
 import os
+import re
 import stat
 import struct
 import tarfile
@@ -513,6 +514,7 @@ class _Scanner:
         if kind is not None:
             opened = self._container(kind, data, where, name, depth)
             fmt = fmt or opened
+        self._model_code(data, where, name, fmt or kind or "")
         if not fmt:
             fmt = _data_kind(data)
             suffix = Path(name).suffix.lower()
@@ -525,6 +527,31 @@ class _Scanner:
                     "medium" if suffix == ".safetensors" else "low",
                 )
         return fmt
+
+    def _model_code(self, data: bytes, where: str, name: str, fmt: str) -> None:
+        """Code that other model formats run on load: Keras Lambda layers (marshalled Python in
+        the model config of .h5/.keras/SavedModel files), TensorFlow file-system ops."""
+        if fmt in ("zip", "torch-zip", "npz", "tar") or fmt.startswith(("gzip", "bz2", "xz")):
+            return  # (their members are scanned on their own)
+        if _KERAS_LAMBDA.search(data):
+            self.find(
+                where,
+                fmt or "model",
+                "KERAS-LAMBDA",
+                "a Keras Lambda layer: its marshalled Python code runs when the model loads",
+                "high",
+                hint="rebuild the model without Lambda layers, or load with safe_mode",
+            )
+        if name.endswith(".pb"):
+            ops = sorted({(m.group(1) or m.group(2)).decode() for m in _TF_FILE_OPS.finditer(data)})
+            if ops:
+                self.find(
+                    where,
+                    "savedmodel",
+                    "TF-FILE-OP",
+                    f"graph uses {', '.join(ops)} (reads or writes files when it runs)",
+                    "high",
+                )
 
     def _extension(self, where: str, name: str, fmt: str) -> None:
         suffix = Path(name).suffix.lower()
@@ -830,6 +857,12 @@ class _Scanner:
                         self.blob(content, mwhere, name, depth + 1)
                         covered.append((pos, start + max(csize, 0)))
             pos = data.find(b"PK\x03\x04", pos + 4)
+
+
+_KERAS_LAMBDA = re.compile(rb'\\?"class_name\\?"\s*:\s*\\?"Lambda\\?"')
+# op names in a GraphDef NodeDef (field 2, length-prefixed); SaveV2/RestoreV2 of the saver are
+# in every SavedModel and are not listed
+_TF_FILE_OPS = re.compile(rb"\x12(?:\x08(ReadFile)|\t(WriteFile))")
 
 
 def _is_torch_storage(name: str) -> bool:

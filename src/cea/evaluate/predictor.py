@@ -31,7 +31,7 @@ class LoadedModel:
 def verify_run_folder(run_dir: Path) -> dict[str, Any]:
     """Manifest + artifact scan of a finished run folder; its `cea_meta.json` when both pass.
     Nothing in the folder is loaded before this returns."""
-    from cea.audit.artifacts import scan_path
+    from cea.audit.artifacts import failing, scan_path
     from cea.security.manifest import MANIFEST_NAME, verify_manifest
 
     meta_path = run_dir / "cea_meta.json"
@@ -40,7 +40,8 @@ def verify_run_folder(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} is not a finished cea run folder (cea_meta.json, manifest.json)"
         )
     verify_manifest(run_dir, exclude_dirs=("eval",))
-    _, findings, _ = scan_path([p for p in run_dir.iterdir() if p.is_file()])
+    _, found, _ = scan_path([p for p in run_dir.iterdir() if p.is_file()])
+    findings = failing(found)  # (low/info notes such as an unusual extension do not refuse)
     if findings:
         raise IntegrityError(
             f"{run_dir}: refused by the artifact scan ({findings[0].id}: {findings[0].message})"
