@@ -744,3 +744,14 @@ def test_tfidf_cache_loads_the_verified_bytes_not_the_file_again(
     again, how = tfidf.load_or_fit(texts, params, tmp_path / "cache", key)
     assert how == "loaded" and again.idf == first.idf
     assert not marker.exists()
+
+
+def test_a_stream_too_slow_to_read_is_incomplete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cea.audit.pickles as pk
+
+    monkeypatch.setattr(pk, "SCAN_SECONDS", 0.0)
+    (tmp_path / "slow.pkl").write_bytes(b"(" + b"N" * 20_000 + b"l.")
+    res = scan_file(tmp_path / "slow.pkl")
+    assert any("too long" in text for text in res.incomplete), res

@@ -568,6 +568,7 @@ class _Scanner:
         )
 
     def _pickle_findings(self, where: str, fmt: str, report: PickleReport) -> None:
+        self.incomplete += [f"{where}: {text}" for text in report.incomplete]
         for kind, message, sev in report.problems:
             if kind in ("global", "nested-global"):
                 dotted = message.split(" ", 1)[0] if kind == "global" else message

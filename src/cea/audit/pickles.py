@@ -28,7 +28,7 @@ import _compat_pickle
 import io
 import pickle  # only the parsers: find_class/persistent_load are stubbed, nothing is loaded
 import pickletools
-import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -474,7 +474,40 @@ class _Persistent(_Stub):
     _cea_name = "a persistent id"
 
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+def _importable_name(dotted: str) -> bool:
+    """Whether `__import__` + `getattr` could resolve it at all (any identifier, Unicode too:
+    a name that is no identifier — a YAML line read as GLOBAL — stops every unpickler)."""
+    return all(part.isidentifier() for part in dotted.split("."))
+
+
+SCAN_SECONDS = 120.0  # per reading; past it the stream is reported, not waited for
+
+
+class _Budget(io.BytesIO):
+    """The bytes, with a time budget checked on every read the unpickler makes."""
+
+    def __init__(self, data: bytes | memoryview, start: int) -> None:
+        super().__init__(data)
+        self.seek(start)
+        self.deadline = time.monotonic() + SCAN_SECONDS
+        self.calls = 0
+
+    def _tick(self) -> None:
+        self.calls += 1
+        if self.calls % 4096 == 0 and time.monotonic() > self.deadline:
+            raise TimeoutError("the stream takes too long to read")
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self._tick()
+        return super().read(size)
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        self._tick()
+        return super().readline(size)
+
+    def readinto(self, buffer: Any, /) -> int:
+        self._tick()
+        return super().readinto(buffer)
 
 
 @dataclass
@@ -489,6 +522,7 @@ class Reading:
     error: str = ""
     joblib_arrays: int = 0
     nested: list[Reading] = field(default_factory=list)
+    timed_out: bool = False
 
 
 class _Recorder:
@@ -504,7 +538,7 @@ class _Recorder:
         if not isinstance(module, str) or not isinstance(name, str):
             raise pickle.UnpicklingError("global names must be strings")
         dotted = canonical_global(module, name)
-        if not _IDENT.match(dotted):  # the import itself would fail: nothing runs
+        if not _importable_name(dotted):  # the import itself would fail: nothing runs
             raise pickle.UnpicklingError(f"cannot import {dotted[:60]!r}")
         if dotted not in self.reading.imports:
             self.reading.imports.append(dotted)
@@ -533,8 +567,7 @@ def _c_reading(data: bytes | memoryview, start: int) -> Reading:
     """The C unpickler's reading (pickle.load, torch.load, pandas.read_pickle)."""
     reading = Reading("pickle.load")
     rec = _Recorder(reading)
-    buf = io.BytesIO(data)
-    buf.seek(start)
+    buf = _Budget(data, start)
 
     class _C(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
@@ -550,6 +583,9 @@ def _c_reading(data: bytes | memoryview, start: int) -> Reading:
         reading.error = "recursion limit"
     except MemoryError:
         reading.error = "out of memory"
+    except TimeoutError as exc:
+        reading.error = str(exc)
+        reading.timed_out = True
     except Exception as exc:  # every way the C unpickler can stop on hostile bytes
         reading.error = f"{exc.__class__.__name__}: {str(exc)[:100]}"
     reading.end = buf.tell()
@@ -589,8 +625,7 @@ def _joblib_reading(data: bytes | memoryview, start: int, depth: int = 0) -> Rea
     nested stream read with the same restrictions."""
     reading = Reading("joblib.load")
     rec = _Recorder(reading)
-    buf = io.BytesIO(data)
-    buf.seek(start)
+    buf = _Budget(data, start)
 
     base: Any = pickle._Unpickler  # the pure-Python unpickler, as joblib uses it
 
@@ -613,8 +648,9 @@ def _joblib_reading(data: bytes | memoryview, start: int, depth: int = 0) -> Rea
                     if depth >= ALLOWED_PICKLE_DEPTH:
                         raise pickle.UnpicklingError("object arrays nested too deep")
                     inner = _joblib_reading(data, buf.tell(), depth + 1)
-                    reading.nested.append(inner)
-                    for g in inner.imports:
+                    plain = _c_reading(data, buf.tell())  # (older joblib: pickle.load)
+                    reading.nested += [inner, plain]
+                    for g in [*inner.imports, *plain.imports]:
                         if g not in reading.imports:
                             reading.imports.append(g)
                     if not inner.complete:
@@ -639,6 +675,9 @@ def _joblib_reading(data: bytes | memoryview, start: int, depth: int = 0) -> Rea
         reading.error = "recursion limit"
     except MemoryError:
         reading.error = "out of memory"
+    except TimeoutError as exc:
+        reading.error = str(exc)
+        reading.timed_out = True
     except Exception as exc:
         reading.error = f"{exc.__class__.__name__}: {str(exc)[:100]}"
     reading.end = buf.tell()
@@ -659,6 +698,7 @@ class PickleReport:
     end: int = 0
     is_pickle: bool = False
     complete: bool = False
+    incomplete: list[str] = field(default_factory=list)  # what could not be read to the end
 
     def problem(self, kind: str, message: str, severity: str = "high") -> None:
         if all((k, m) != (kind, message) for k, m, _ in self.problems):
@@ -734,6 +774,8 @@ def analyze_pickle(
     while pos < len(data):
         c = _c_reading(data, pos)
         j = _joblib_reading(data, pos)
+        if c.timed_out or j.timed_out:
+            report.incomplete.append(f"a pickle stream at byte {pos} takes too long to read")
         reached = [*c.imports, *(g for g in j.imports if g not in c.imports)]
         if not (c.complete or j.complete or reached):
             if (

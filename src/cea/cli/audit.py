@@ -117,9 +117,10 @@ def audit(
         if missing:
             raise UsageError(f"not found: {', '.join(missing)}")
     status = None
-    if show_progress() and fmt == "rich":
+    if show_progress():  # on stderr, whatever the output format
         status = err_console.status("auditing")
         status.start()
+        options["on_file"] = lambda p: status.update(f"running artifacts: {escape(str(p))[-70:]}")
     try:
         report = run_audit(
             root,
