@@ -488,6 +488,7 @@ class _Scanner:
             return "archive"
         legacy = data.startswith(LEGACY_TORCH_MAGIC)
         report = analyze_pickle(data, sequence=True, allowed=self.allowed, raw=raw)
+        self.incomplete += [f"{where}: {text}" for text in report.incomplete]
         fmt = ""
         if report.is_pickle:
             self.pickled = True
@@ -568,7 +569,6 @@ class _Scanner:
         )
 
     def _pickle_findings(self, where: str, fmt: str, report: PickleReport) -> None:
-        self.incomplete += [f"{where}: {text}" for text in report.incomplete]
         for kind, message, sev in report.problems:
             if kind in ("global", "nested-global"):
                 dotted = message.split(" ", 1)[0] if kind == "global" else message
