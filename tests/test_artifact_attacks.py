@@ -755,3 +755,13 @@ def test_a_stream_too_slow_to_read_is_incomplete(
     (tmp_path / "slow.pkl").write_bytes(b"(" + b"N" * 20_000 + b"l.")
     res = scan_file(tmp_path / "slow.pkl")
     assert any("too long" in text for text in res.incomplete), res
+
+
+def test_safetensors_with_a_zip_at_its_end_is_flagged(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    f = tmp_path / "model.safetensors"
+    save_file({"w": torch.zeros(4)}, str(f))
+    f.write_bytes(f.read_bytes() + _zip_bytes({"data.pkl": _p4(tmp_path / "PWNED")}))
+    ids = {x.id for x in scan_file(f).findings}
+    assert {"POLYGLOT", "PICKLE-GLOBAL"} <= ids

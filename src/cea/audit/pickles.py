@@ -200,7 +200,6 @@ HARMLESS_GLOBALS: frozenset[str] = frozenset(
         "pathlib.Path",
         "argparse.Namespace",
         "types.SimpleNamespace",
-        "re._compile",
         "torch.finfo",
         "torch.iinfo",
         "torch.layout",
