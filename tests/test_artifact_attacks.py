@@ -465,13 +465,22 @@ def test_bandit_ignores_the_targets_skips_and_nosec(cli, tmp_path: Path) -> None
     res = cli("audit", "sast", str(root), "--policy", str(gate), "--json")
     assert res.exit_code == 1, res.stdout
     result = json.loads(res.stdout)["results"][0]
-    b602 = [f for f in result["findings"] if f["id"] == "B602"]
+    b602 = [f for f in result["findings"] if f["id"] == "B602" and "skip" not in f.get("extra", {})]
     assert b602 and b602[0]["extra"]["nosec"] and "nosec" in b602[0]["message"]
     assert sum("is the target's: not honoured" in n for n in result["notes"]) == 2
+    skipped = {
+        (f["id"], Path(f["location"]).name)
+        for f in result["findings"]
+        if f.get("extra", {}).get("skip")
+    }
+    assert {("B602", ".bandit"), ("B603", "pyproject.toml")} <= skipped
     soon = (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
     gate.write_text(
-        "[tool.cea.audit]\n[[tool.cea.audit.waivers]]\nid = 'B602'\ncheck = 'sast'\n"
-        f"reason = 'fixture: fixed argv'\nexpires = {soon}\n"
+        "".join(
+            f"[[tool.cea.audit.waivers]]\nid = '{t}'\ncheck = 'sast'\n"
+            f"reason = 'fixture: fixed argv'\nexpires = {soon}\n"
+            for t in ("B602", "B603", "B404")
+        )
     )
     assert cli("audit", "sast", str(root), "--policy", str(gate), "--json").exit_code == 0
 

@@ -991,6 +991,8 @@ def _collect(roots: list[Path], scan: ArtifactScan) -> list[Path]:
                                 hint="ship the file itself; a loader follows the link",
                             )
                         )
+                    if inside(target):
+                        scan.notes.append(f"{p}: symlink to {target} (inside the scan; followed)")
                     if target.is_file():
                         files.append(p)
                         count += 1

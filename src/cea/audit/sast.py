@@ -26,9 +26,11 @@ _LEVELS = {"LOW": "low", "MEDIUM": "medium", "HIGH": "high", "UNDEFINED": "low"}
 _NOSEC = re.compile(r"#\s*nosec\b", re.IGNORECASE)
 
 
-def _target_settings(root: Path, targets: list[str]) -> list[str]:
-    """What the target's own bandit configuration would have changed (not honoured)."""
-    notes = []
+def _target_settings(root: Path, targets: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """What the target's own bandit configuration would have changed (not honoured): notes,
+    and (test id, config file) for every test it skips — an unreasoned waiver."""
+    notes: list[str] = []
+    skips: list[tuple[str, str]] = []
     pyproject = root / "pyproject.toml"
     try:
         conf = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("bandit")
@@ -37,11 +39,25 @@ def _target_settings(root: Path, targets: list[str]) -> list[str]:
     if isinstance(conf, dict) and conf:
         keys = ", ".join(f"{k}={conf[k]!r}"[:80] for k in sorted(conf))
         notes.append(f"{pyproject} [tool.bandit] ({keys}) is the target's: not honoured")
+        raw = conf.get("skips", [])
+        for test in raw if isinstance(raw, list) else []:
+            skips.append((str(test), str(pyproject)))
     for t in targets:
         for dirpath, _dirs, files in os.walk(t):
             if ".bandit" in files:
-                notes.append(f"{Path(dirpath) / '.bandit'} is the target's: not honoured")
-    return notes
+                ini = Path(dirpath) / ".bandit"
+                notes.append(f"{ini} is the target's: not honoured")
+                try:
+                    text = ini.read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    continue
+                for m in re.finditer(r"^\s*skips\s*[=:]\s*(.+)$", text, re.MULTILINE):
+                    skips += [
+                        (x.strip(" '\"[]"), str(ini))
+                        for x in m.group(1).split(",")
+                        if x.strip(" '\"[]")
+                    ]
+    return notes, skips
 
 
 class BanditCheck:
@@ -123,11 +139,25 @@ class BanditCheck:
             )
         errors = data.get("errors", [])
         totals = data.get("metrics", {}).get("_totals", {})
+        target_notes, skips = _target_settings(ctx.root, targets)
+        for test, where in skips:
+            findings.append(
+                Finding(
+                    id=test,
+                    check=self.name,
+                    severity="medium",
+                    location=where,
+                    message=f"the target's bandit configuration skips {test}: an unreasoned "
+                    "waiver (not honoured; its findings are reported)",
+                    hint="waive it in the gate's policy by id, with a reason and an expiry",
+                    extra={"skip": True},
+                )
+            )
         notes = [
             f"bandit scanned {totals.get('loc', '?')} lines in {', '.join(paths)}; "
-            f"{len(findings)} findings at or above severity {min_sev}, confidence {min_conf}; "
-            f"{nosec} on '# nosec' lines (not honoured)",
-            *_target_settings(ctx.root, targets),
+            f"{len(findings) - len(skips)} findings at or above severity {min_sev}, confidence "
+            f"{min_conf}; {nosec} on '# nosec' lines (not honoured)",
+            *target_notes,
         ]
         incomplete = tuple(f"bandit could not parse {e.get('filename')}" for e in errors)
         return CheckResult(self.name, tuple(findings), incomplete, tuple(notes))
