@@ -65,6 +65,53 @@ class IncompleteError(CeaError):
     exit_code = ExitCode.INCOMPLETE
 
 
+class Interrupted(CeaError):
+    """SIGINT / SIGTERM: the work stopped at a safe point; what was kept is in the message."""
+
+    exit_code = ExitCode.INTERRUPTED
+    default_hint = ""
+
+
+class ServiceUnavailable(CeaError):
+    """A service cea was pointed at (tracking server, database) did not answer."""
+
+    exit_code = ExitCode.MISSING
+    default_hint = "start the service or check its URL; nothing was written"
+
+
+def os_error_message(exc: OSError) -> tuple[str, str, ExitCode]:
+    """(message, hint, exit code) for an error the operating system raised: a full disk, a
+    read-only or missing folder, a refused connection. Never "internal error"."""
+    import errno
+
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or exc.__class__.__name__
+    text = f"{what}: {where}" if where else what
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            text,
+            "free disk space and run again; nothing half-written was kept",
+            ExitCode.RUNTIME,
+        )
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (
+            text,
+            "choose a folder you can write to (--output, output.runs_dir)",
+            ExitCode.RUNTIME,
+        )
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        return text, "create the folder or correct the path", ExitCode.MISSING
+    if isinstance(exc, ConnectionError | TimeoutError) or code in (
+        errno.ECONNREFUSED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ETIMEDOUT,
+    ):
+        return f"service unreachable ({text})", ServiceUnavailable.default_hint, ExitCode.MISSING
+    return text, "check the path and its permissions", ExitCode.RUNTIME
+
+
 class GateRefused(CeaError):
     """A release or promotion gate said no (exit 1, like findings)."""
 

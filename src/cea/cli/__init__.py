@@ -30,7 +30,7 @@ from cea.cli import predict as predict_cmd
 from cea.cli import register as register_cmd
 from cea.cli import runs as runs_cmd
 from cea.cli import train as train_cmd
-from cea.errors import CeaError, ExitCode
+from cea.errors import CeaError, ExitCode, os_error_message
 
 app = typer.Typer(
     name="cea",
@@ -104,8 +104,70 @@ def _setup_logging() -> None:
         handler._cea = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    for noisy in ("alembic", "mlflow", "urllib3", "httpx"):
+    for noisy in ("alembic", "mlflow", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # its retry warnings repeat what the one-line error says when a server is down
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+def _service_error(exc: BaseException) -> str | None:
+    """A database or HTTP client error whose cause is a connection that failed: the one line
+    to print, else None (a real bug)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        mod = type(cur).__module__
+        text = str(cur)
+        if isinstance(cur, ConnectionError) or (
+            mod.startswith(("sqlalchemy", "psycopg", "requests", "urllib3", "mlflow"))
+            and any(
+                k in text.lower()
+                for k in ("connection refused", "could not connect", "max retries", "timed out")
+            )
+        ):
+            from cea.tracking.redact import redact_text
+
+            first = redact_text(text.strip().splitlines()[0] if text.strip() else mod)
+            return f"service unreachable: {first[:200]}"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _os_error_inside(exc: BaseException) -> OSError | None:
+    """The operating-system error behind a library's own exception: a chained OSError, or the
+    errno a Rust library (safetensors, tokenizers) writes into its message ("os error 28",
+    "Os { code: 28, ..."). None when there is none."""
+    import os
+    import re
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError):
+            return cur
+        m = re.search(r"(?:os error |Os \{ code: )(\d+)", str(cur))
+        if m:
+            err = int(m.group(1))
+            return OSError(err, f"{os.strerror(err)} ({type(cur).__name__})")
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _install_sigterm() -> None:
+    """SIGTERM (a scheduler preempting the job) ends the command like Ctrl-C does."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _term)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     code: int
     _common.STATE.json = _common.STATE.quiet = False  # fresh per invocation (tests call main())
     _setup_logging()
+    _install_sigterm()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="cea")
         code = result if isinstance(result, int) else 0
@@ -131,11 +194,27 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         code = int(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
-        code = _fail("interrupted", None, int(ExitCode.INTERRUPTED))
+        code = _fail("interrupted; nothing half-done was written", None, int(ExitCode.INTERRUPTED))
     except click_exc.ClickException as exc:
         exc.show()
         code = int(exc.exit_code)
+    except OSError as exc:  # a full disk, a read-only folder, a refused connection: not a bug
+        if _common.debug_enabled():
+            import traceback
+
+            traceback.print_exc()
+        message, hint, exit_code = os_error_message(exc)
+        code = _fail(message, hint, int(exit_code))
     except Exception as exc:
+        service = _service_error(exc)
+        if service is not None:
+            code = _fail(service, "start the service or check its URL", int(ExitCode.MISSING))
+            sys.exit(code)
+        os_exc = _os_error_inside(exc)
+        if os_exc is not None:  # e.g. safetensors/tokenizers (Rust) on a full disk
+            message, hint, exit_code = os_error_message(os_exc)
+            code = _fail(message, hint, int(exit_code))
+            sys.exit(code)
         if _common.debug_enabled():
             import traceback
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -52,3 +54,40 @@ def info(message: str) -> None:
     if STATE.quiet:
         return
     (err_console if STATE.json else console).print(message)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, whatever the output mode."""
+    from rich.markup import escape
+
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
+@contextmanager
+def graceful_stop() -> Iterator[Callable[[], str | None]]:
+    """SIGINT / SIGTERM ask the work to stop at its next safe point (the callable yielded
+    returns the signal's name once one came); a second signal stops at once."""
+    import signal
+    import threading
+
+    reason: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if reason:
+            raise KeyboardInterrupt
+        reason.append(signal.Signals(signum).name)
+        err_console.print(
+            f"{reason[0]}: stopping after the current step (send it again to stop now)"
+        )
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield lambda: reason[0] if reason else None
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -94,6 +94,7 @@ def register_model(
         "model_uri": reg.model_uri,
         "run_id": reg.run_id,
         "tags": reg.tags,
+        "reused": reg.reused,
         "load_with": f"models:/{reg.name}@{reg.alias}"
         if reg.alias
         else f"models:/{reg.name}/{reg.version}",
@@ -102,7 +103,11 @@ def register_model(
         emit_json(out)
     else:
         info(
-            f"registered {reg.name} version {reg.version}"
+            (
+                f"{reg.name} version {reg.version} already holds these weights: reused"
+                if reg.reused
+                else f"registered {reg.name} version {reg.version}"
+            )
             + (f" as @{reg.alias}" if reg.alias else "")
             + f"; load with {out['load_with']}"
         )

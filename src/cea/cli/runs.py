@@ -27,7 +27,7 @@ def _client_and_experiment(uri: str | None, experiment: str) -> tuple[Any, Any]:
     from cea.tracking.mlflow_tracker import _client
 
     target = resolve_target(uri, None, experiment)
-    client = _client(target.uri)
+    client = _client(target.uri, create=False)  # read-only: never creates a store
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise MissingResourceError(

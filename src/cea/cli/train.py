@@ -10,7 +10,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mode, show_progress
+from cea.cli._common import (
+    JsonOpt,
+    QuietOpt,
+    console,
+    emit_json,
+    graceful_stop,
+    info,
+    set_mode,
+    show_progress,
+    warn,
+)
 
 
 def render_metrics(meta: dict[str, Any]) -> Table:
@@ -61,6 +71,13 @@ def train(
     ] = None,
     data: Annotated[str | None, typer.Option("--data", help="Dataset path (or 'sample').")] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="Do not track with MLflow.")] = False,
+    strict_tracking: Annotated[
+        bool,
+        typer.Option(
+            "--strict-tracking",
+            help="Stop training when tracking fails (default: warn at the end, keep training).",
+        ),
+    ] = False,
     tracking_uri: Annotated[
         str | None,
         typer.Option(
@@ -83,8 +100,8 @@ def train(
     """Fine-tune a classifier; write the run folder (best model, metadata, manifest, checkpoints)."""
     from cea.cli._tracking import open_tracker
     from cea.config import load_config
-    from cea.errors import UsageError
-    from cea.tracking.base import NullTracker
+    from cea.errors import Interrupted, UsageError
+    from cea.tracking.base import BestEffortTracker, NullTracker
     from cea.train.run import new_run_dir, read_run_config, run_training
 
     mode = set_mode(json_out, quiet)
@@ -132,7 +149,11 @@ def train(
         info(f"run folder: {run_dir}" + (" (resuming)" if resume else ""))
         tracker: Any = NullTracker()
         if cfg.tracking.enabled and not no_track and dist.is_main:
-            tracker = open_tracker(cfg, run_dir, resume=resume is not None, uri_flag=tracking_uri)
+            tracker = BestEffortTracker(
+                open_tracker(cfg, run_dir, resume=resume is not None, uri_flag=tracking_uri),
+                strict=strict_tracking,
+            )
+        should_stop = stack.enter_context(graceful_stop())
         try:
             summary = run_training(
                 cfg,
@@ -141,14 +162,23 @@ def train(
                 progress=FanOut(*sinks),
                 tracker=tracker,
                 dist=dist,
+                should_stop=should_stop,
             )
-        except KeyboardInterrupt:
-            tracker.end("KILLED")
+        except (Interrupted, KeyboardInterrupt):
+            _end_tracking(tracker, "KILLED")
             raise
         except BaseException:
-            tracker.end("FAILED")
+            _end_tracking(tracker, "FAILED")  # (never hides the error that ended training)
             raise
-        tracker.end("FINISHED")
+        _end_tracking(tracker, "FINISHED")
+        failures = getattr(tracker, "failures", [])
+        if failures:
+            from cea.tracking.redact import redact_text
+
+            warn(
+                f"tracking: {len(failures)} logging call(s) failed; the run finished, its MLflow "
+                f"record is incomplete (first: {redact_text(failures[0])[:160]})"
+            )
     if dist.world_size > 1:
         import torch.distributed
 
@@ -176,6 +206,16 @@ def train(
         f"macro-F1 {final['macro_f1']:.3f}, micro-F1 {final['micro_f1']:.3f} on {meta['final_split']} "
         f"(best epoch {meta['best_epoch']} of {meta['epochs_run']}); model in {summary.run_dir}"
     )
+
+
+def _end_tracking(tracker: Any, status: str) -> None:
+    """Close the tracking run; a failure to do so is a warning, not a second error."""
+    try:
+        tracker.end(status)
+    except Exception as exc:
+        from cea.tracking.redact import redact_text
+
+        warn(f"tracking: could not mark the run {status} ({redact_text(str(exc))[:160]})")
 
 
 def _dist_from_env() -> Any:

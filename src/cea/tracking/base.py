@@ -115,3 +115,84 @@ class TrackerSink(NullProgress):
             flush = getattr(self.tracker, "flush", None)
             if callable(flush):
                 flush()
+
+
+class BestEffortTracker:
+    """Training goes on when tracking fails: a call that raises is kept, and while the store
+    is down later calls are queued without waiting on it (one probe a minute); before the run
+    is closed every queued call is tried again, in order, and what still fails is reported by
+    `failures`. With `strict`, the first failure is raised (`cea train --strict-tracking`)."""
+
+    MAX_PENDING = 10_000
+    PROBE_S = 60.0
+
+    def __init__(self, inner: Any, *, strict: bool = False) -> None:
+        self.inner = inner
+        self.strict = strict
+        self.run_id: str | None = inner.run_id
+        self.effective_uri = getattr(inner, "effective_uri", None)
+        self.pending: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self.failures: list[str] = []
+        self._down_since: float | None = None
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> None:
+        import time
+
+        now = time.monotonic()
+        if self._down_since is not None and now - self._down_since < self.PROBE_S:
+            self._queue(name, args, kwargs)
+            return
+        try:
+            getattr(self.inner, name)(*args, **kwargs)
+        except Exception as exc:
+            if self.strict:
+                raise
+            self.failures.append(f"{name}: {exc}"[:300])
+            self._down_since = now
+            self._queue(name, args, kwargs)
+        else:
+            self._down_since = None
+
+    def _queue(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if len(self.pending) < self.MAX_PENDING:
+            self.pending.append((name, args, kwargs))
+
+    def log(
+        self,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+        step: int | None = None,
+    ) -> None:
+        self._call("log", params=params, metrics=metrics, tags=tags, step=step)
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        self._call("log_artifact", path, folder)
+
+    def flush(self) -> None:
+        if callable(getattr(self.inner, "flush", None)):
+            self._call("flush")
+
+    def retry(self) -> None:
+        """Try every queued call again, in order; stop at the first that fails (the store is
+        still down): `failures` then says how many were lost."""
+        pending, self.pending = self.pending, []
+        self._down_since = None
+        for i, (name, args, kwargs) in enumerate(pending):
+            try:
+                getattr(self.inner, name)(*args, **kwargs)
+            except Exception as exc:
+                self.failures = [f"{name}: {exc}"[:300], *self.failures]
+                self.pending = pending[i:]
+                self._down_since = 0.0
+                return
+        self.failures = []
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self.pending:
+            self.retry()
+        if self.pending:  # still down: closing the run would fail the same way
+            self.failures.append(f"end: the run could not be marked {status}")
+            return
+        self._call("end", status)

@@ -45,14 +45,39 @@ def default_target(
     return TrackingTarget(uri, artifact_location, experiment)
 
 
-def _client(uri: str) -> Any:
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///...` URI (None for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
+
+
+def _client(uri: str, *, create: bool = True) -> Any:
+    """An MlflowClient. A sqlite store is created (schema migrations included) under a file
+    lock, so workers that start together never race on it; with `create=False` (read-only
+    commands) a missing sqlite file is an error and nothing is created."""
     try:
         from mlflow.tracking import MlflowClient
     except ImportError as exc:  # pragma: no cover - mlflow-skinny is a runtime dependency
         raise MissingResourceError(
             "MLflow is not installed", hint="run `make install`, or train with --no-track"
         ) from exc
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    db = sqlite_path(uri)
+    if db is None:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if not db.is_file() and not create:
+        raise MissingResourceError(
+            f"no tracking store at {db}",
+            hint="run this where you trained, or give --tracking-uri",
+        )
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with db.with_name(db.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)  # creates / migrates the schema here
+    return client
 
 
 def _wrap(action: str, exc: Exception) -> RuntimeFailure:
@@ -108,7 +133,7 @@ class MlflowTracker:
     @classmethod
     def resume(cls, target: TrackingTarget, run_id: str) -> MlflowTracker:
         try:
-            client = _client(target.uri)
+            client = _client(target.uri, create=False)  # the run's store must still be there
             client.get_run(run_id)
             client.update_run(run_id, status="RUNNING")
         except (MissingResourceError, RuntimeFailure):

@@ -42,6 +42,19 @@ class Registration:
     model_uri: str
     run_id: str
     tags: dict[str, str] = field(default_factory=dict)
+    reused: bool = False  # an existing version had these very weights
+
+
+def _version_with_weights(client: Any, name: str, weights_sha: str) -> Any:
+    """The newest registered version of `name` whose weights tag matches, else None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    same = [v for v in versions if dict(v.tags).get("cea.weights_sha256") == weights_sha]
+    return max(same, key=lambda v: int(v.version)) if same else None
 
 
 def gate_metric(run_dir: Path, meta: dict[str, Any], metric: str) -> GateMetric:
@@ -123,7 +136,7 @@ def register_run(
 
     meta = verify_run_folder(run_dir)
     weights_sha = sha256_file(run_dir / WEIGHTS_FILE)
-    client = _client(target.uri)
+    client = _client(target.uri, create=False)
     training_tags: dict[str, str] = {}
     if training_run_id is not None:
         try:
@@ -143,6 +156,22 @@ def register_run(
         )
         if reasons:
             raise GateRefused(f"alias {alias!r} is protected: " + "; ".join(reasons))
+    existing = _version_with_weights(client, name, weights_sha)
+    if existing is not None:  # the same weights again: no second version, only the alias
+        try:
+            if alias is not None:
+                client.set_registered_model_alias(name, alias, existing.version)
+        except MlflowException as exc:
+            raise RuntimeFailure(f"registry: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
+        return Registration(
+            name,
+            str(existing.version),
+            alias,
+            f"models:/{name}/{existing.version}",
+            str(existing.run_id or ""),
+            dict(existing.tags),
+            reused=True,
+        )
     stage = work_dir / RUN_ARTIFACT
     stage_model_files(run_dir, stage, card)
     tags = {
@@ -227,7 +256,7 @@ def fetch_registered(source: str, target: Any, dest: Path) -> tuple[Path, dict[s
     if parsed is None:
         raise UsageError(f"{source} is not a models:/ URI")
     name, ref = parsed
-    client = _client(target.uri)
+    client = _client(target.uri, create=False)  # read-only: never creates a store
     try:
         mv = (
             client.get_model_version(name, ref)

@@ -8,6 +8,8 @@ either the old checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import random
 import shutil
@@ -19,10 +21,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cea.errors import IntegrityError
-from cea.security.io import sha256_file
+from cea.security.io import sha256_bytes, sha256_file
 from cea.train.run import WEIGHTS_FILE
 
 STATE_FILE = "trainer_state.pt"
+HASH_FILE = "checkpoint.json"  # sha256 of trainer_state.pt and of the weights
 FORMAT_VERSION = 1
 
 
@@ -110,25 +113,46 @@ def save_checkpoint(
     scaler: Any | None = None,
 ) -> None:
     tmp = _staging(folder)
-    save_file(state_dict_for_save(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-    state = {
-        "format_version": FORMAT_VERSION,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-        "rng": capture_rng(),
-        "trainer": trainer,
-        "weights_sha256": sha256_file(tmp / WEIGHTS_FILE),
-    }
-    torch.save(state, tmp / STATE_FILE)
-    _swap_in(tmp, folder)
+    try:
+        save_file(state_dict_for_save(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        weights_sha = sha256_file(tmp / WEIGHTS_FILE)
+        state = {
+            "format_version": FORMAT_VERSION,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": capture_rng(),
+            "trainer": trainer,
+            "weights_sha256": weights_sha,
+        }
+        torch.save(state, tmp / STATE_FILE)
+        (tmp / HASH_FILE).write_text(
+            json.dumps(
+                {
+                    "format_version": FORMAT_VERSION,
+                    "trainer_state_sha256": sha256_file(tmp / STATE_FILE),
+                    "weights_sha256": weights_sha,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        _swap_in(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk leaves no half checkpoint behind
+        raise
 
 
 def save_weights(folder: Path, model: torch.nn.Module) -> None:
     """Weights only (the best model so far), same atomic folder swap."""
     tmp = _staging(folder)
-    save_file(state_dict_for_save(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-    _swap_in(tmp, folder)
+    try:
+        save_file(state_dict_for_save(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        _swap_in(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def load_weights(folder: Path, model: torch.nn.Module) -> None:
@@ -147,12 +171,32 @@ def load_weights(folder: Path, model: torch.nn.Module) -> None:
 
 
 def load_trainer_state(folder: Path) -> dict[str, Any]:
-    """Load `trainer_state.pt` with weights_only=True and check it belongs to these weights."""
+    """Check `trainer_state.pt` against the sha256 recorded beside it, then load those very
+    bytes with weights_only=True, and check they belong to these weights."""
     path = folder / STATE_FILE
     try:
-        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+        recorded = json.loads((folder / HASH_FILE).read_text(encoding="utf-8"))
+        expected = str(recorded["trainer_state_sha256"])
+    except FileNotFoundError as exc:
+        raise IntegrityError(
+            f"{folder / HASH_FILE}: missing, so {STATE_FILE} cannot be verified",
+            hint="the checkpoint is incomplete or from an older cea; start the run again",
+        ) from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(
+            f"{folder / HASH_FILE}: unreadable ({exc.__class__.__name__})"
+        ) from exc
+    try:
+        blob = path.read_bytes()
     except FileNotFoundError as exc:
         raise IntegrityError(f"{path}: missing") from exc
+    if sha256_bytes(blob) != expected:
+        raise IntegrityError(
+            f"{path}: does not match the sha256 recorded in {HASH_FILE}; refused, not loaded",
+            hint="the resume state was changed or damaged; resume from an intact copy or start again",
+        )
+    try:
+        state: dict[str, Any] = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as exc:  # an unpickling error means a forbidden global or a corrupt file
         raise IntegrityError(
             f"{path}: refused by weights-only loading ({exc.__class__.__name__})",

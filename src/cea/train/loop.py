@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from cea.augment.policy import AugmentStats
 from cea.config import CeaConfig
+from cea.errors import Interrupted
 from cea.evaluate.metrics import MetricReport, compute_metrics
 from cea.progress import NullProgress, ProgressSink
 from cea.train.checkpoint import (
@@ -255,9 +256,12 @@ def fit(
     dist: DistContext | None = None,
     pad_id: int = 0,
     train_dataset: Any = None,
+    should_stop: Callable[[], str | None] | None = None,
 ) -> FitResult:
     """The training loop. `train_dataset` replaces the plain dataset of `train_features` (an
-    augmenting one: it has `set_epoch`, and its batches carry augmentation outcomes)."""
+    augmenting one: it has `set_epoch`, and its batches carry augmentation outcomes).
+    `should_stop()` is asked after every step and after every checkpoint; a reason stops the
+    loop (Interrupted) without writing a half-finished epoch."""
     tc = config.train
     progress = progress or NullProgress()
     dist = dist or DistContext()
@@ -349,146 +353,169 @@ def fit(
         restore_rng(state["rng"])
         progress.event("resume", {"epoch": start_epoch, "global_step": global_step})
 
-    # ---- epochs ----------------------------------------------------------------------------
-    for epoch in range(start_epoch, tc.epochs):
-        if stopped or (tc.max_steps is not None and global_step >= tc.max_steps):
-            break
-        sampler.set_epoch(epoch)
-        if augmenting:
-            dataset.set_epoch(epoch)
-        aug_stats = AugmentStats(examples=train_features.n_examples)
-        net.train()
-        progress.start(f"epoch {epoch + 1}/{tc.epochs}", len(sampler))
-        epoch_start = time.perf_counter()
-        loss_sum, loss_n, wait_sum = 0.0, 0, 0.0
-        optimizer.zero_grad(set_to_none=True)
-        t_wait = time.perf_counter()
-        batches = Prefetcher(loader, tc.prefetch) if tc.prefetch else loader
-        for micro, batch in enumerate(batches, start=1):
-            wait = time.perf_counter() - t_wait
-            wait_sum += wait
-            for outcome in batch.get("aug", ()):
-                aug_stats.add(outcome)
-            t_step = time.perf_counter()
-            with _autocast(device, use_amp):
-                logits = net(**_model_inputs(batch, device, use_types)).logits
-            loss = _loss(logits, batch["labels"].to(device), batch["crit"].to(device), pw, pair)
-            scaled = loss / tc.grad_accum
-            if scaler is not None:
-                scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
-            else:
-                scaled.backward()  # type: ignore[no-untyped-call]
-            n_rows = len(batch["row"])
-            loss_sum += float(loss.detach()) * n_rows
-            loss_n += n_rows
-            last_micro = micro == len(sampler)
-            if micro % tc.grad_accum == 0 or last_micro:
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                if tc.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                global_step += 1
-            step_time = time.perf_counter() - t_step
-            rows_global = n_rows * dist.world_size
-            train_samples += rows_global
-            train_seconds += wait + step_time
-            lr = scheduler.get_last_lr()[0]
-            progress.advance(
-                f"epoch {epoch + 1}/{tc.epochs}",
-                1,
-                loss=float(loss.detach()),
-                lr=lr,
-                samples_per_s=rows_global / max(step_time + wait, 1e-9),
-            )
-            progress.event(
-                "step",
-                {
-                    "epoch": epoch + 1,
-                    "step": global_step,
-                    "loss": round(float(loss.detach()), 6),
-                    "lr": lr,
-                    "samples_per_s": round(rows_global / max(step_time + wait, 1e-9), 2),
-                    "data_wait_s": round(wait, 6),
-                    "step_s": round(step_time, 6),
-                },
-            )
-            if tc.max_steps is not None and global_step >= tc.max_steps:
-                break
-            t_wait = time.perf_counter()
-        progress.finish(f"epoch {epoch + 1}/{tc.epochs}")
-
-        # ---- evaluate ----------------------------------------------------------------------
-        val = score(
-            predict(
-                model,
-                val_features,
-                device=device,
-                batch_size=tc.eval_batch_size,
-                pair=pair,
-                n_outputs=n_outputs,
-                aggregate=config.model.chunking.aggregate,
-                amp=use_amp,
-                pad_id=pad_id,
-            ),
-            labels,
-        )
-        value, higher = _metric_value(val, es.metric)
-        signed = value if higher else -value
-        improved = signed > best_metric + es.min_delta
-        if improved:
-            best_metric, best_epoch, bad_epochs = signed, epoch + 1, 0
+    def _stop(epoch: int) -> None:
+        reason = should_stop() if should_stop is not None else None
+        if not reason:
+            return
+        finished = history[-1]["epoch"] if history else 0
+        if finished:
+            kept = f"kept {ckpt_dir / 'last'} (epoch {finished} of {tc.epochs})"
+            hint = f"resume with `cea train --resume {run_dir}`"
         else:
-            bad_epochs += 1
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "train_loss": round(loss_sum / max(loss_n, 1), 6),
-            "val_loss": val.loss,
-            "val_macro_f1": val.macro_f1,
-            "val_micro_f1": val.micro_f1,
-            "val_macro_auprc": val.macro_auprc,
-            "duration_s": round(time.perf_counter() - epoch_start, 3),
-            "data_wait_s": round(wait_sum, 4),
-            "improved": improved,
-        }
-        if augmenting:
-            record["augment"] = aug_stats.to_dict()
-        history.append(record)
-        progress.event("epoch", record)
-        if es.patience and bad_epochs >= es.patience:
-            stopped = True
+            kept = "no epoch had finished, so there is nothing to resume from"
+            hint = f"start again (the folder {run_dir} can be deleted)"
+        raise Interrupted(f"{reason}: training stopped at step {global_step}; {kept}", hint=hint)
 
-        # ---- checkpoint (rank 0 writes) ----------------------------------------------------
-        if dist.is_main:
-            if improved:
-                save_weights(ckpt_dir / "best", model)
-            save_checkpoint(
-                ckpt_dir / "last",
-                model,
-                optimizer,
-                scheduler,
-                {
-                    "epoch": epoch + 1,
-                    "global_step": global_step,
-                    "best_metric": best_metric,
-                    "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs,
-                    "stopped": stopped,
-                    "history": history,
-                    "train_seconds": train_seconds,
-                    "train_samples": train_samples,
-                },
-                scaler,
+    # ---- epochs ----------------------------------------------------------------------------
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, tc.epochs):
+            if stopped or (tc.max_steps is not None and global_step >= tc.max_steps):
+                break
+            sampler.set_epoch(epoch)
+            if augmenting:
+                dataset.set_epoch(epoch)
+            aug_stats = AugmentStats(examples=train_features.n_examples)
+            net.train()
+            progress.start(f"epoch {epoch + 1}/{tc.epochs}", len(sampler))
+            epoch_start = time.perf_counter()
+            loss_sum, loss_n, wait_sum = 0.0, 0, 0.0
+            optimizer.zero_grad(set_to_none=True)
+            t_wait = time.perf_counter()
+            batches = Prefetcher(loader, tc.prefetch) if tc.prefetch else loader
+            for micro, batch in enumerate(batches, start=1):
+                wait = time.perf_counter() - t_wait
+                wait_sum += wait
+                for outcome in batch.get("aug", ()):
+                    aug_stats.add(outcome)
+                t_step = time.perf_counter()
+                with _autocast(device, use_amp):
+                    logits = net(**_model_inputs(batch, device, use_types)).logits
+                loss = _loss(logits, batch["labels"].to(device), batch["crit"].to(device), pw, pair)
+                scaled = loss / tc.grad_accum
+                if scaler is not None:
+                    scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
+                else:
+                    scaled.backward()  # type: ignore[no-untyped-call]
+                n_rows = len(batch["row"])
+                loss_sum += float(loss.detach()) * n_rows
+                loss_n += n_rows
+                last_micro = micro == len(sampler)
+                if micro % tc.grad_accum == 0 or last_micro:
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)
+                    if tc.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    global_step += 1
+                step_time = time.perf_counter() - t_step
+                rows_global = n_rows * dist.world_size
+                train_samples += rows_global
+                train_seconds += wait + step_time
+                lr = scheduler.get_last_lr()[0]
+                progress.advance(
+                    f"epoch {epoch + 1}/{tc.epochs}",
+                    1,
+                    loss=float(loss.detach()),
+                    lr=lr,
+                    samples_per_s=rows_global / max(step_time + wait, 1e-9),
+                )
+                progress.event(
+                    "step",
+                    {
+                        "epoch": epoch + 1,
+                        "step": global_step,
+                        "loss": round(float(loss.detach()), 6),
+                        "lr": lr,
+                        "samples_per_s": round(rows_global / max(step_time + wait, 1e-9), 2),
+                        "data_wait_s": round(wait, 6),
+                        "step_s": round(step_time, 6),
+                    },
+                )
+                _stop(epoch)
+                if tc.max_steps is not None and global_step >= tc.max_steps:
+                    break
+                t_wait = time.perf_counter()
+            progress.finish(f"epoch {epoch + 1}/{tc.epochs}")
+
+            # ---- evaluate ----------------------------------------------------------------------
+            val = score(
+                predict(
+                    model,
+                    val_features,
+                    device=device,
+                    batch_size=tc.eval_batch_size,
+                    pair=pair,
+                    n_outputs=n_outputs,
+                    aggregate=config.model.chunking.aggregate,
+                    amp=use_amp,
+                    pad_id=pad_id,
+                ),
+                labels,
             )
-            progress.event("checkpoint", {"epoch": epoch + 1, "path": str(ckpt_dir / "last")})
-        if dist.world_size > 1:
-            torch.distributed.barrier()
+            value, higher = _metric_value(val, es.metric)
+            signed = value if higher else -value
+            improved = signed > best_metric + es.min_delta
+            if improved:
+                best_metric, best_epoch, bad_epochs = signed, epoch + 1, 0
+            else:
+                bad_epochs += 1
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train_loss": round(loss_sum / max(loss_n, 1), 6),
+                "val_loss": val.loss,
+                "val_macro_f1": val.macro_f1,
+                "val_micro_f1": val.micro_f1,
+                "val_macro_auprc": val.macro_auprc,
+                "duration_s": round(time.perf_counter() - epoch_start, 3),
+                "data_wait_s": round(wait_sum, 4),
+                "improved": improved,
+            }
+            if augmenting:
+                record["augment"] = aug_stats.to_dict()
+            history.append(record)
+            progress.event("epoch", record)
+            if es.patience and bad_epochs >= es.patience:
+                stopped = True
+
+            # ---- checkpoint (rank 0 writes) ----------------------------------------------------
+            if dist.is_main:
+                if improved:
+                    save_weights(ckpt_dir / "best", model)
+                save_checkpoint(
+                    ckpt_dir / "last",
+                    model,
+                    optimizer,
+                    scheduler,
+                    {
+                        "epoch": epoch + 1,
+                        "global_step": global_step,
+                        "best_metric": best_metric,
+                        "best_epoch": best_epoch,
+                        "bad_epochs": bad_epochs,
+                        "stopped": stopped,
+                        "history": history,
+                        "train_seconds": train_seconds,
+                        "train_samples": train_samples,
+                    },
+                    scaler,
+                )
+                progress.event("checkpoint", {"epoch": epoch + 1, "path": str(ckpt_dir / "last")})
+            if dist.world_size > 1:
+                torch.distributed.barrier()
+            if epoch + 1 < tc.epochs:
+                _stop(epoch + 1)
+    except Interrupted:
+        raise
+    except Exception:
+        _stop(epoch)  # a DataLoader worker killed by the same Ctrl-C: report the interrupt
+        raise
 
     # ---- cleanup: the best weights go back into the model ----------------------------------
     best = resolve_checkpoint(ckpt_dir / "best")

@@ -233,9 +233,12 @@ def run_training(
     progress: ProgressSink | None = None,
     dist: Any = None,
     tracker: Tracker | None = None,
+    should_stop: Any = None,
 ) -> TrainSummary:
     """Train, evaluate, write the run folder. `tracker` receives params, step/epoch/final
-    metrics, system metrics, tags and artifacts (only ever redacted values)."""
+    metrics, system metrics, tags and artifacts (only ever redacted values). `should_stop()`
+    returning a reason (a signal's name) stops training at the next step boundary with
+    `Interrupted`; the last finished epoch's checkpoint stays the resume point."""
     import numpy as np
 
     from cea.evaluate.metrics import tune_thresholds
@@ -345,6 +348,7 @@ def run_training(
             dist=dist,
             pad_id=pad_id,
             train_dataset=train_dataset,
+            should_stop=should_stop,
         )
 
     # ---- final evaluation: thresholds tuned on validation, applied to test --------------------
