@@ -230,7 +230,7 @@ def test_tracking_server_killed_mid_training_is_a_warning(
         deadline = time.monotonic() + 120
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):  # noqa: S310 - loopback
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
                     break
             except OSError:
                 if time.monotonic() > deadline:
