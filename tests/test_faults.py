@@ -264,3 +264,51 @@ def test_tracking_server_killed_mid_training_is_a_warning(
     assert proc.returncode == 0, stderr
     assert (tmp_path / "t" / "manifest.json").is_file()
     assert "warning: tracking" in stderr and "Traceback" not in stderr
+
+
+def test_sigint_stops_hpo_without_a_traceback(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _cea("data", "sample", "--out", str(data)).returncode == 0
+    err = tmp_path / "stderr.txt"
+    with err.open("w") as fh:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cea",
+                "hpo",
+                "--config",
+                "tiny",
+                "--n-trials",
+                "50",
+                "--no-track",
+                "--set",
+                f"data.path={data}",
+                "--set",
+                "train.epochs=4",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            text=True,
+            cwd=tmp_path,
+        )
+        _wait_for(err, "Trial 0 ", proc, limit=300)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=300)
+    stderr = err.read_text()
+    assert proc.returncode == 130, stderr
+    _one_line_error(stderr)
+    assert "the search stopped during trial" in stderr and "--resume" in stderr
+
+
+def test_an_aborted_eval_does_not_block_the_next(tiny_backbone: Path, tmp_path: Path) -> None:
+    res = _cea(*_train_args(tiny_backbone, tmp_path, "r", "train.epochs=1"), "--no-track")
+    assert res.returncode == 0, res.stderr
+    run = tmp_path / "r"
+    stale = run / "eval" / ".again.tmp"  # what a killed evaluation leaves
+    stale.mkdir(parents=True)
+    (stale / "predictions.jsonl").write_text("{}\n")
+    res = _cea("eval", str(run), "--name", "again", "--n-boot", "100", "--json")
+    assert res.returncode == 0, res.stderr
+    assert (run / "eval" / "again" / "metrics.json").is_file()
+    assert not stale.exists()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mode
+from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, graceful_stop, info, set_mode
 from cea.progress import NullProgress
 
 STORAGE_ENV = "CEA_HPO_STORAGE"  # how the launcher hands a storage URL to its local workers
@@ -191,11 +193,12 @@ def hpo(
                 },
             )
 
-        ctx_ = TrialContext(cfg, study_dir, tracker_for, TrialPrinter())
-        run_worker(
-            study, make_objective(ctx_), n_trials=n_trials, timeout=timeout,
-            max_failed=cfg.hpo.max_failed,
-        )  # fmt: skip
+        with graceful_stop() as should_stop:
+            ctx_ = TrialContext(cfg, study_dir, tracker_for, TrialPrinter(), should_stop)
+            run_worker(
+                study, make_objective(ctx_), n_trials=n_trials, timeout=timeout,
+                max_failed=cfg.hpo.max_failed,
+            )  # fmt: skip
     if worker:
         return
     summary = _summarize(study, cfg.hpo.metric, spec)
@@ -215,7 +218,7 @@ def _spawn_workers(
 ) -> None:  # fmt: skip
     """K local worker processes on the same study (the URL travels in the environment, not
     on a command line that `ps` shows)."""
-    from cea.errors import RuntimeFailure
+    from cea.errors import Interrupted, RuntimeFailure
 
     cmd = [
         sys.executable,
@@ -242,7 +245,22 @@ def _spawn_workers(
     url = f"journal:{spec.url}" if spec.kind == "journal" else spec.url
     env = {**os.environ, STORAGE_ENV: url}
     procs = [subprocess.Popen(cmd, env=env) for _ in range(k)]  # noqa: S603 - our own CLI
-    codes = [p.wait() for p in procs]
+    with graceful_stop() as should_stop:
+        forwarded = False
+        while any(p.poll() is None for p in procs):
+            reason = should_stop()
+            if reason and not forwarded:  # each worker stops its trial cleanly
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGINT)
+                forwarded = True
+            time.sleep(0.2)
+    codes = [int(p.returncode) for p in procs]
+    if forwarded or any(c == 130 for c in codes):
+        raise Interrupted(
+            f"the search was interrupted (worker exit codes {codes})",
+            hint="continue with the same command and --resume",
+        )
     if all(c != 0 for c in codes):
         raise RuntimeFailure(f"all {k} HPO workers failed (exit codes {codes})")
 

@@ -8,6 +8,7 @@ their own manifest: training outputs are never modified.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,8 +268,6 @@ def evaluate_run(
     from cea.data.readers import ensure_usable, load_dataset
     from cea.data.splits import load_split
     from cea.evaluate.predictor import load_run_model, predict_examples
-    from cea.security.io import atomic_write_json, atomic_write_text
-    from cea.security.manifest import write_manifest
     from cea.security.paths import safe_child
     from cea.train.run import saved_config
 
@@ -310,7 +309,26 @@ def evaluate_run(
             f"{folder} exists; evaluations are immutable", hint="choose another --name"
         )
     stage = root / f".{name}.tmp"
+    if stage.exists():  # left by an evaluation that was killed: never blocks the next one
+        shutil.rmtree(stage)
     stage.mkdir(parents=True, exist_ok=False)
+    try:
+        return _write_eval(stage, folder, name, split, source, run_dir, exs, pred, metrics,
+                           intervals, ece_per, ds, lm)  # fmt: skip
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)  # a crash, a full disk, Ctrl-C: nothing left
+        raise
+
+
+def _write_eval(
+    stage: Path, folder: Path, name: str, split: str, source: str | None, run_dir: Path,
+    exs: list[Any], pred: Any, metrics: Any, intervals: Any, ece_per: dict[str, float],
+    ds: Any, lm: Any,
+) -> EvalOutput:  # fmt: skip
+    from cea.security.io import atomic_write_json, atomic_write_text
+    from cea.security.manifest import write_manifest
+
+    post_of_example = np.array([e.group_id for e in exs])
     report = {
         "name": name,
         "run_dir": source or str(run_dir),

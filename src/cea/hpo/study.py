@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cea.config import CeaConfig, HpoConfig, ParamSpec
+from cea.errors import Interrupted
 from cea.progress import FanOut, NullProgress, ProgressSink
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -144,6 +145,18 @@ class TrialContext:
     study_dir: Path
     tracker_for: Callable[[int, dict[str, Any]], Any]  # (trial number, params) -> Tracker
     progress: ProgressSink
+    should_stop: Callable[[], str | None] | None = None  # a signal came: stop the search
+
+
+class StopSearch(BaseException):
+    """Raised out of the objective when the search was interrupted: Optuna lets it through
+    (it catches Exception and KeyboardInterrupt only) and logs no traceback; `run_worker`
+    marks the trial failed and turns it into `Interrupted`."""
+
+    def __init__(self, number: int, reason: str) -> None:
+        super().__init__(reason)
+        self.number = number
+        self.reason = reason
 
 
 def trial_config(
@@ -185,8 +198,16 @@ def make_objective(ctx: TrialContext) -> Callable[[Any], float]:
         ctx.progress.event("trial", {"number": trial.number, "params": params})
         try:
             summary = run_training(
-                cfg, run_dir, progress=FanOut(ctx.progress, sink), tracker=tracker
+                cfg,
+                run_dir,
+                progress=FanOut(ctx.progress, sink),
+                tracker=tracker,
+                should_stop=ctx.should_stop,
             )
+        except Interrupted as exc:
+            tracker.log(tags={"cea.hpo.state": "INTERRUPTED"})
+            tracker.end("KILLED")
+            raise StopSearch(trial.number, str(exc).split(":", 1)[0]) from exc
         except optuna.TrialPruned:
             tracker.log(tags={"cea.hpo.state": "PRUNED"})
             tracker.end("KILLED")
@@ -219,16 +240,25 @@ def run_worker(
 
     recover_dead_trials(study)
     if finished(study) < n_trials:
-        study.optimize(
-            objective,
-            timeout=timeout,
-            callbacks=[
-                MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
-                too_many_failures,
-            ],
-            catch=(Exception,),
-            gc_after_trial=True,
-        )
+        try:
+            study.optimize(
+                objective,
+                timeout=timeout,
+                callbacks=[
+                    MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                    too_many_failures,
+                ],
+                catch=(Exception,),
+                gc_after_trial=True,
+            )
+        except StopSearch as stop:
+            study.tell(stop.number, state=TrialState.FAIL)
+            done = finished(study)
+            raise Interrupted(
+                f"{stop.reason}: the search stopped during trial {stop.number} (marked failed); "
+                f"{done} of {n_trials} trials finished",
+                hint="continue with the same command and --resume",
+            ) from None
     recover_dead_trials(study, requeue=False)
 
 
