@@ -50,6 +50,20 @@ class DataConfig(_Strict):
     split: SplitConfig = SplitConfig()
     split_file: str | None = None  # use a saved split (cea data split) instead of computing one
 
+    @model_validator(mode="before")
+    @classmethod
+    def _format_from_path(cls, data: Any) -> Any:
+        """Unless `format` is given, a .jsonl/.csv/.json file is the generic format (as for
+        `cea data validate`); a folder is ReDSM5."""
+        if isinstance(data, dict) and "format" not in data:
+            data = {**data, "format": infer_format(str(data.get("path", "sample")))}
+        return data
+
+
+def infer_format(path: str) -> str:
+    """generic for a .jsonl/.csv/.json file, else redsm5 (a folder, or "sample")."""
+    return "generic" if Path(path).suffix.lower() in (".jsonl", ".csv", ".json") else "redsm5"
+
 
 class ChunkingConfig(_Strict):
     enabled: bool = True
@@ -322,12 +336,17 @@ def load_config(
 ) -> CeaConfig:
     """Build the config: defaults < YAML < overrides < explicit flags (dotted keys)."""
     tree, origin = _read_yaml(source)
+    given: set[str] = set()
     for item in overrides:
         parts, value = parse_override(item)
         apply_override(tree, parts, value)
+        given.add(".".join(parts))
     for key, value in (flags or {}).items():
         if value is not None:
             apply_override(tree, key.split("."), value)
+            given.add(key)
+    if "data.path" in given and "data.format" not in given and isinstance(tree.get("data"), dict):
+        tree["data"].pop("format", None)  # a new path: its format follows from it
     try:
         return CeaConfig.model_validate(tree)
     except ValidationError as exc:

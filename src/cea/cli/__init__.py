@@ -173,7 +173,8 @@ def _install_sigterm() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, map exceptions to DESIGN §3 exit codes."""
     code: int
-    _common.STATE.json = _common.STATE.quiet = False  # fresh per invocation (tests call main())
+    # fresh per invocation (tests call main())
+    _common.STATE.json = _common.STATE.quiet = _common.STATE.stdout_is_data = False
     _setup_logging()
     _install_sigterm()
     try:

@@ -21,6 +21,7 @@ err_console = Console(stderr=True, highlight=False)
 class OutputMode:
     json: bool = False
     quiet: bool = False
+    stdout_is_data: bool = False  # e.g. `--json-events -`: human text goes to stderr
 
 
 STATE = OutputMode()
@@ -53,7 +54,12 @@ def info(message: str) -> None:
     """A human note (stderr in --json mode so stdout stays parseable)."""
     if STATE.quiet:
         return
-    (err_console if STATE.json else console).print(message)
+    human().print(message)
+
+
+def human() -> Console:
+    """Where text for people goes: stdout, unless stdout carries data (--json, events)."""
+    return err_console if STATE.json or STATE.stdout_is_data else console
 
 
 def warn(message: str) -> None:

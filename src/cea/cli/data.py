@@ -35,7 +35,9 @@ def _format_for(path: str, fmt: str | None) -> str:
         if fmt not in ("redsm5", "generic"):
             raise UsageError(f"unknown --format {fmt!r}", hint="use redsm5 or generic")
         return fmt
-    return "generic" if Path(path).suffix.lower() in (".jsonl", ".csv", ".json") else "redsm5"
+    from cea.config import infer_format
+
+    return infer_format(path)
 
 
 def _load(path: str, fmt: str | None, criteria: Path | None, show_text: bool = False):  # type: ignore[no-untyped-def]

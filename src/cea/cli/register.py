@@ -118,6 +118,8 @@ def card(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the card here (default: stdout).")
     ] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Model card (Markdown) of a run: data, metrics with intervals, thresholds, intended use."""
     import sys
@@ -126,9 +128,15 @@ def card(
     from cea.evaluate.predictor import verify_run_folder
     from cea.security.io import atomic_write_text
 
+    mode = set_mode(json_out, quiet)
     text = model_card(run_dir, verify_run_folder(run_dir))
-    if output is None:
+    if output is not None:
+        atomic_write_text(output, text)
+    if mode.json:
+        emit_json(
+            {"run_dir": str(run_dir), "output": str(output) if output else None, "card": text}
+        )
+    elif output is None:
         sys.stdout.write(text)
     else:
-        atomic_write_text(output, text)
         info(f"model card written to {output}")

@@ -13,9 +13,9 @@ from rich.table import Table
 from cea.cli._common import (
     JsonOpt,
     QuietOpt,
-    console,
     emit_json,
     graceful_stop,
+    human,
     info,
     set_mode,
     show_progress,
@@ -127,8 +127,12 @@ def train(
         }
         cfg = load_config(config, overrides or [], flags)
         run_dir = _same_on_all_ranks(new_run_dir(cfg) if dist.is_main else None, dist)
-    if json_events is not None and str(json_events) == "-" and mode.json:
-        raise UsageError("--json-events - and --json both want stdout; give --json-events a file")
+    if json_events is not None and str(json_events) == "-":
+        if mode.json:
+            raise UsageError(
+                "--json-events - and --json both want stdout; give --json-events a file"
+            )
+        mode.stdout_is_data = True  # stdout is the event stream: everything else to stderr
 
     from cea.cli.progress import JsonEventsProgress, PlainProgress, RichProgress
     from cea.progress import FanOut
@@ -200,9 +204,9 @@ def train(
         )
         return
     if not mode.quiet:
-        console.print(render_metrics(meta))
+        human().print(render_metrics(meta))
     final = meta["metrics"][meta["final_split"]]
-    console.print(
+    human().print(
         f"macro-F1 {final['macro_f1']:.3f}, micro-F1 {final['micro_f1']:.3f} on {meta['final_split']} "
         f"(best epoch {meta['best_epoch']} of {meta['epochs_run']}); model in {summary.run_dir}"
     )

@@ -149,7 +149,11 @@ def build_tiny_bert(target: Path, *, seed: int = 0) -> Path:
         + [f"##{c}" for c in string.ascii_lowercase + string.digits]
     )
     ordered = list(dict.fromkeys(vocab))
-    tokenizer = BertTokenizer(vocab={tok: i for i, tok in enumerate(ordered)}, do_lower_case=True)
+    tokenizer = BertTokenizer(
+        vocab={tok: i for i, tok in enumerate(ordered)},
+        do_lower_case=True,
+        model_max_length=512,  # = max_position_embeddings (the default is 1e30: no truncation)
+    )
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,

@@ -16,9 +16,25 @@ MASK = "***"
 _URL_CREDENTIALS = re.compile(
     r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):(?P<secret>[^@/\s]+)@"
 )
-SECRET_NAME = re.compile(
-    r"(pass(word|wd)?|secret|token|api[_-]?key|credential|private[_-]?key|auth)", re.I
-)
+_SECRET_PARTS = frozenset(
+    {
+        "pass", "passwd", "password", "pwd", "secret", "secrets", "token", "credential",
+        "credentials", "auth", "authorization", "apikey", "privatekey", "accesskey",
+    }
+)  # fmt: skip
+_SECRET_SUFFIXES = ("password", "passwd", "secret", "token", "apikey")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a key or variable name names a secret, judged on its words: TOKEN, HF_TOKEN,
+    PGPASSWORD, aws_secret_access_key, apiKey are; tokenizers, max_tokens, author are not."""
+    parts = [p.lower() for p in re.split(r"[^A-Za-z0-9]+", name) if p]
+    joined = "".join(parts)
+    if any(p in _SECRET_PARTS or p.endswith(_SECRET_SUFFIXES) for p in parts):
+        return True
+    return any(w in joined for w in ("apikey", "privatekey", "accesskey"))
+
+
 _KV_IN_TEXT = re.compile(
     r"(?P<key>\b[\w.-]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|credential)[\w.-]*)"
     r"(?P<sep>\s*[=:]\s*)(?P<q>['\"]?)(?P<value>[^\s'\",;&]+)",
@@ -38,7 +54,7 @@ def register_secrets_from_env(environ: Mapping[str, str]) -> int:
     """Register the values of variables whose names look secret; return how many."""
     n = 0
     for name, value in environ.items():
-        if SECRET_NAME.search(name) and value and len(value) >= _MIN_SECRET:
+        if is_secret_name(name) and value and len(value) >= _MIN_SECRET:
             _registered.add(value)
             n += 1
     return n
@@ -50,7 +66,14 @@ def registered_count() -> int:
 
 def redact_text(text: str, extra: Iterable[str] = ()) -> str:
     out = _URL_CREDENTIALS.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
-    out = _KV_IN_TEXT.sub(lambda m: f"{m.group('key')}{m.group('sep')}{m.group('q')}{MASK}", out)
+    out = _KV_IN_TEXT.sub(
+        lambda m: (
+            f"{m.group('key')}{m.group('sep')}{m.group('q')}{MASK}"
+            if is_secret_name(m.group("key"))
+            else m.group(0)
+        ),
+        out,
+    )
     for secret in sorted({*_registered, *extra}, key=len, reverse=True):
         if secret and len(secret) >= _MIN_SECRET:
             out = out.replace(secret, MASK)
@@ -61,7 +84,7 @@ def redact_value(key: str, value: Any) -> Any:
     """A config/param value: masked whole when its key names a secret, else text-redacted."""
     if isinstance(value, str):
         leaf = key.rsplit(".", 1)[-1]
-        if SECRET_NAME.search(leaf) and value:
+        if is_secret_name(leaf) and value:
             return MASK
         return redact_text(value)
     if isinstance(value, Mapping):

@@ -416,6 +416,9 @@ def run_training(
         if stage.exists():
             shutil.rmtree(stage)
         model.save_pretrained(str(stage))
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and not 0 < int(tokenizer.model_max_length) <= limit:
+            tokenizer.model_max_length = limit  # plain transformers truncation works on it
         tokenizer.save_pretrained(str(stage))
         move_tree_atomically(stage, run_dir)
         shutil.rmtree(stage, ignore_errors=True)
