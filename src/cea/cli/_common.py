@@ -28,6 +28,11 @@ STATE = OutputMode()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only results.")]
+# the same key.path=value overrides on every command that takes a config (train and augment
+# also take them as plain arguments)
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="key.path=value config override (repeatable).")
+]
 
 
 def set_mode(json_out: bool, quiet: bool) -> OutputMode:

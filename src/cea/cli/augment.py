@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, set_mode
+from cea.cli._common import JsonOpt, QuietOpt, SetOpt, console, emit_json, set_mode
 
 app = typer.Typer(
     help="Augmenters: what is available here, and what a policy does.", no_args_is_help=True
@@ -30,6 +30,7 @@ def _wordnet_roots() -> list[Any]:
 @app.command("list")
 def list_command(
     config: ConfigOpt = None,
+    sets: SetOpt = None,
     overrides: Annotated[list[str] | None, typer.Argument(help="key.path=value overrides.")] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -42,7 +43,7 @@ def list_command(
     from cea.config import load_config
 
     mode = set_mode(json_out, quiet)
-    cfg = load_config(config, overrides or [])
+    cfg = load_config(config, [*(sets or []), *(overrides or [])])
     res = Resources(
         wordnet_folder=find_wordnet(_wordnet_roots()),
         mlm_path=Path(cfg.augment.mlm_path) if cfg.augment.mlm_path else None,
@@ -82,6 +83,7 @@ def list_command(
 @app.command("preview")
 def preview_command(
     config: ConfigOpt = None,
+    sets: SetOpt = None,
     overrides: Annotated[list[str] | None, typer.Argument(help="key.path=value overrides.")] = None,
     n: Annotated[int, typer.Option("-n", min=1, max=200, help="Examples to show.")] = 8,
     epoch: Annotated[int, typer.Option("--epoch", min=0, help="Which epoch's draw.")] = 0,
@@ -97,7 +99,11 @@ def preview_command(
     from cea.train.run import prepare_data
 
     mode = set_mode(json_out, quiet)
-    cfg = load_config(config, overrides or [], {"augment.refit_tfidf": True if refit else None})
+    cfg = load_config(
+        config,
+        [*(sets or []), *(overrides or [])],
+        {"augment.refit_tfidf": True if refit else None},
+    )
     data = prepare_data(cfg)
     train = data.examples["train"]
     res, loaded = resources_for(

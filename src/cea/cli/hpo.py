@@ -13,7 +13,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, graceful_stop, info, set_mode
+from cea.cli._common import (
+    JsonOpt,
+    QuietOpt,
+    SetOpt,
+    console,
+    emit_json,
+    graceful_stop,
+    info,
+    set_mode,
+)
 from cea.progress import NullProgress
 
 STORAGE_ENV = "CEA_HPO_STORAGE"  # how the launcher hands a storage URL to its local workers
@@ -26,9 +35,6 @@ app = typer.Typer(
 ConfigOpt = Annotated[
     str | None,
     typer.Option("--config", "-c", help="Train config with an `hpo` section (search space)."),
-]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="key.path=value override (repeatable).")
 ]
 StorageOpt = Annotated[
     str | None,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cea.cli._common import JsonOpt, QuietOpt, emit_json, info, set_mode
+from cea.cli._common import JsonOpt, QuietOpt, SetOpt, emit_json, info, set_mode
 
 
 def _tracking_of(run_dir: Path, uri_flag: str | None, experiment: str) -> tuple[Any, str | None]:
@@ -50,6 +50,7 @@ def register_model(
             "(default: the run's own).",
         ),
     ] = None,
+    sets: SetOpt = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option("--tracking-uri", help="Registry / tracking URI (default: the run's)."),
@@ -72,7 +73,11 @@ def register_model(
     if alias is not None and safe_name(alias, what="alias").isdigit():
         raise UsageError("--alias must not be a number (it would read as a version)")
     meta = verify_run_folder(run_dir)
-    cfg = load_config(config, [], {}) if config else saved_config(run_dir)
+    if config or sets:
+        base = config if config else str(run_dir / "config.yaml")
+        cfg = load_config(base, sets or [], {})
+    else:
+        cfg = saved_config(run_dir)
     target, run_id = _tracking_of(run_dir, tracking_uri, cfg.tracking.experiment)
     with tempfile.TemporaryDirectory(prefix="cea-register-") as tmp:
         reg = register_run(

@@ -13,6 +13,7 @@ from rich.table import Table
 from cea.cli._common import (
     JsonOpt,
     QuietOpt,
+    SetOpt,
     emit_json,
     graceful_stop,
     human,
@@ -48,6 +49,7 @@ def render_metrics(meta: dict[str, Any]) -> Table:
 
 
 def train(
+    sets: SetOpt = None,
     overrides: Annotated[
         list[str] | None, typer.Argument(help="key.path=value overrides, e.g. train.epochs=2")
     ] = None,
@@ -108,6 +110,7 @@ def train(
     dist = _dist_from_env()
     if not dist.is_main:  # other ranks train in silence: rank 0 prints, tracks and writes
         mode = set_mode(False, True)
+    overrides = [*(sets or []), *(overrides or [])]
     if resume is not None:
         if config or overrides:
             raise UsageError("--resume takes the run's saved config; give no --config or overrides")
