@@ -33,6 +33,9 @@ class Advisory:
     modified: str
 
 
+_OSV_HINT = "give --osv-db a zip or folder of OSV JSON records (e.g. the PyPI all.zip export)"
+
+
 def _iter_records(path: Path) -> Iterator[tuple[str, bytes]]:
     if path.is_dir():
         for f in sorted(path.rglob("*.json")):
@@ -42,10 +45,12 @@ def _iter_records(path: Path) -> Iterator[tuple[str, bytes]]:
             for info in zf.infolist():
                 if info.filename.endswith(".json") and not info.is_dir():
                     if info.file_size > 50 * 2**20:
-                        raise DataError(f"{path}!{info.filename}: record larger than 50 MiB")
+                        raise DataError(
+                            f"{path}!{info.filename}: record larger than 50 MiB", hint=_OSV_HINT
+                        )
                     yield f"{path}!{info.filename}", zf.read(info)
     else:
-        raise DataError(f"OSV database {path} is neither a folder nor a zip file")
+        raise DataError(f"OSV database {path} is neither a folder nor a zip file", hint=_OSV_HINT)
 
 
 def _severity(rec: dict[str, Any]) -> str:
@@ -84,7 +89,7 @@ class OsvDatabase:
     @classmethod
     def load(cls, path: Path) -> OsvDatabase:
         if not path.exists():
-            raise DataError(f"OSV database {path} not found")
+            raise DataError(f"OSV database {path} not found", hint=_OSV_HINT)
         by_pkg: dict[str, list[Advisory]] = {}
         n = 0
         newest = ""
@@ -92,9 +97,9 @@ class OsvDatabase:
             try:
                 rec = json.loads(raw)
             except ValueError as exc:
-                raise DataError(f"{where}: not valid JSON") from exc
+                raise DataError(f"{where}: not valid JSON", hint=_OSV_HINT) from exc
             if not isinstance(rec, dict) or "id" not in rec:
-                raise DataError(f"{where}: not an OSV record (no id)")
+                raise DataError(f"{where}: not an OSV record (no id)", hint=_OSV_HINT)
             n += 1
             newest = max(newest, str(rec.get("modified", "")))
             adv = Advisory(

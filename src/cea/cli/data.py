@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -57,40 +57,81 @@ def validate(
     show_text: Annotated[
         bool, typer.Option("--show-text", help="Add a short truncated text excerpt to messages.")
     ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Problems listed one by one (0: all).")
+    ] = 20,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Check a dataset and report every problem with file, row, ids and column."""
+    """Check a dataset: a summary by kind of problem, then each problem with file, row, ids
+    and column. Exit 5 when it has errors (any problem with --strict) or nothing usable."""
+    from rich.table import Table
+
     from cea.data.readers import ensure_usable
+    from cea.errors import DataError
 
     mode = set_mode(json_out, quiet)
     result = _load(path, fmt, criteria, show_text)
-    blocking = result.issues if strict else result.errors
+    try:
+        ensure_usable(result, strict=strict)
+        failure: DataError | None = None
+    except DataError as exc:
+        failure = exc
+    kinds: dict[str, list[Any]] = {}
+    for issue in result.issues:
+        kinds.setdefault(issue.code, []).append(issue)
+    summary = [
+        {
+            "code": code,
+            "severity": items[0].severity,
+            "count": len(items),
+            "first_rows": [i.row for i in items[:3] if i.row is not None],
+        }
+        for code, items in sorted(kinds.items(), key=lambda kv: -len(kv[1]))
+    ]
     if mode.json:
         emit_json(
             {
                 "source": result.dataset.source,
-                "ok": not blocking,
+                "ok": failure is None,
                 "strict": strict,
                 "posts": len(result.dataset.posts),
                 "annotations": len(result.dataset.annotations),
                 "errors": len(result.errors),
                 "warnings": len(result.warnings),
+                "summary": summary,
+                "problem": failure.message if failure else None,
                 "issues": [i.to_dict() for i in result.issues],
             }
         )
     else:
-        for issue in result.issues:
+        if summary:
+            table = Table(title="problems by kind")
+            for col in ("kind", "severity", "count", "first rows"):
+                table.add_column(col)
+            for row in summary:
+                table.add_row(
+                    row["code"],
+                    row["severity"],
+                    str(row["count"]),
+                    ", ".join(str(r) for r in row["first_rows"]),
+                )
+            console.print(table)
+        shown = result.issues if limit == 0 else result.issues[:limit]
+        for issue in shown:
             style = "red" if issue.severity == "error" else "yellow"
             console.print(f"[{style}]{issue.severity}[/] {escape(issue.format())}", soft_wrap=True)
-        verdict = "[red]FAILED[/]" if blocking else "[green]OK[/]"
+        if len(shown) < len(result.issues):
+            console.print(f"... {len(result.issues) - len(shown)} more (--limit 0 lists all)")
+        verdict = "[red]FAILED[/]" if failure else "[green]OK[/]"
         console.print(
             f"{verdict} {result.dataset.source}: {len(result.dataset.posts)} posts, "
             f"{len(result.dataset.annotations)} annotations, {len(result.errors)} errors, "
             f"{len(result.warnings)} warnings",
             markup=True,
         )
-    ensure_usable(result, strict=strict)
+    if failure is not None:
+        raise failure
 
 
 @app.command("describe")

@@ -416,4 +416,14 @@ def ensure_usable(result: LoadResult, *, strict: bool) -> None:
             + ("" if strict else "; warnings are allowed without --strict"),
         )
     if not result.dataset.posts:
-        raise DataError(f"{result.dataset.source}: no usable posts")
+        raise DataError(
+            f"{result.dataset.source}: no usable posts",
+            hint="the file is empty or every row was refused; see `cea data validate`",
+        )
+    if not result.dataset.annotations:
+        dropped = sum(1 for i in result.issues if "label" in i.code.lower())
+        raise DataError(
+            f"{result.dataset.source}: no usable annotations "
+            f"({len(result.dataset.posts)} posts; {dropped} label problems): nothing to learn",
+            hint="check the label names against the criteria (see `cea data validate`)",
+        )

@@ -94,15 +94,23 @@ def save_split(split: Split, path: Path) -> None:
     atomic_write_json(path, split.to_dict())
 
 
+_SPLIT_HINT = "write it again with `cea data split`, or give the data it was made for"
+
+
 def load_split(path: Path, dataset: Dataset) -> Split:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         groups = {k: tuple(v) for k, v in data["groups"].items()}
         split = Split(int(data["seed"]), dict(data["fractions"]), groups, str(data["data_hash"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"split file {path} is unreadable ({exc.__class__.__name__})") from exc
+        raise DataError(
+            f"split file {path} is unreadable ({exc.__class__.__name__})", hint=_SPLIT_HINT
+        ) from exc
     if split.hashes() != data.get("hashes"):
-        raise DataError(f"split file {path}: group lists do not match their recorded hashes")
+        raise DataError(
+            f"split file {path}: group lists do not match their recorded hashes",
+            hint=_SPLIT_HINT,
+        )
     if split.data_hash != dataset.content_hash():
         raise DataError(
             f"split file {path} was made for other data (data hash differs)",
@@ -112,6 +120,9 @@ def load_split(path: Path, dataset: Dataset) -> Split:
     for name, gids in groups.items():
         for gid in gids:
             if gid in seen:
-                raise DataError(f"split file {path}: group {gid} is in both {seen[gid]} and {name}")
+                raise DataError(
+                    f"split file {path}: group {gid} is in both {seen[gid]} and {name}",
+                    hint=_SPLIT_HINT,
+                )
             seen[gid] = name
     return split
