@@ -290,3 +290,85 @@ def test_invalid_sbom_is_reported() -> None:
     assert validate_sbom(
         json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6", "components": "x"})
     )
+
+
+def _osv_record(pkg: str, version: str, **extra: object) -> dict[str, object]:
+    return {
+        "id": f"TEST-{pkg}-{version}",
+        "modified": "2026-01-01T00:00:00Z",
+        "summary": "test advisory",
+        "affected": [
+            {"package": {"ecosystem": "PyPI", "name": pkg}, "versions": [version]},
+        ],
+        **extra,
+    }
+
+
+def test_osv_severity_from_cvss_and_withdrawn_records(tmp_path: Path) -> None:
+    from cea.audit.osv import cvss_score
+
+    db = tmp_path / "osv"
+    db.mkdir()
+    v31 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"  # 9.8 by the CVSS 3.1 formula
+    (db / "a.json").write_text(
+        json.dumps(_osv_record("alpha", "1.0", severity=[{"type": "CVSS_V3", "score": v31}]))
+    )
+    (db / "b.json").write_text(
+        json.dumps(
+            _osv_record(
+                "beta",
+                "1.0",
+                severity=[
+                    {"type": "CVSS_V3", "score": "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N"}
+                ],
+            )
+        )
+    )
+    (db / "w.json").write_text(
+        json.dumps(_osv_record("alpha", "1.0", id="TEST-W", withdrawn="2026-02-01T00:00:00Z"))
+    )
+    loaded = OsvDatabase.load(db)
+    assert cvss_score("CVSS_V3", v31) == 9.8
+    assert [a.severity for a in loaded.lookup("alpha", "1.0")] == ["critical"]  # not "medium"
+    assert [a.id for a in loaded.lookup("alpha", "1.0")] == ["TEST-alpha-1.0"]  # W withdrawn
+    assert loaded.lookup("beta", "1.0")[0].severity == "low"
+    assert loaded.withdrawn == 1
+
+
+def test_vulns_of_another_environment_and_torch_in_lock_mode(cli, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    site = next((env / "lib").glob("python*/site-packages"))
+    info = site / "alpha-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: alpha\nVersion: 1.0\n")
+    db = tmp_path / "osv"
+    db.mkdir()
+    (db / "a.json").write_text(json.dumps(_osv_record("alpha", "1.0")))
+    res = cli(
+        "audit", "vulns", str(REPO), "--osv-db", str(db), "--python", str(env / "bin" / "python"),
+        "--json",
+    )  # fmt: skip
+    assert res.exit_code == 1, res.stdout
+    (finding,) = json.loads(res.stdout)["results"][0]["findings"]
+    assert finding["location"] == "alpha==1.0"  # cea's own environment has no alpha
+    # lock mode: torch is outside the hashed lock; its installed version is audited too
+    res = cli(
+        "audit", "vulns", str(REPO), "--osv-db", str(OSV_DIR), "-r",
+        str(REPO / "requirements.lock"), "--json",
+    )  # fmt: skip
+    notes = json.loads(res.stdout)["results"][0]["notes"]
+    assert any("torch is not in" in n and "audited" in n for n in notes), notes
+
+
+def test_audit_help_names_the_default_checks(cli) -> None:
+    from cea.audit.runner import DEFAULT_CHECKS
+
+    import re
+
+    res = cli("audit", "--help")
+    text = re.sub(r"[\s│]+", " ", res.stdout)  # (Rich wraps the help inside a box)
+    assert f"default: {', '.join(DEFAULT_CHECKS)}" in text

@@ -235,12 +235,14 @@ def resolve(dist: md.Distribution) -> PackageLicense:
     return PackageLicense(name, version, UNKNOWN, "none")
 
 
-def installed_licenses() -> dict[str, PackageLicense]:
+def installed_licenses(paths: list[str] | None = None) -> dict[str, PackageLicense]:
+    """Every distribution of this environment, or of the import path `paths` (another
+    environment's, read as metadata only)."""
     out: dict[str, PackageLicense] = {}
-    for dist in md.distributions():
+    for dist in md.distributions() if paths is None else md.distributions(path=paths):
         if dist.metadata["Name"]:
             pl = resolve(dist)
-            out[canonicalize_name(pl.name)] = pl
+            out.setdefault(canonicalize_name(pl.name), pl)
     return out
 
 
@@ -313,7 +315,9 @@ class LicensesCheck:
 
     def run(self, ctx: AuditContext) -> CheckResult:
         policy, _ = load_license_policy(ctx.policy.for_check(self.name))
-        rows = installed_licenses()
+        from cea.audit.vulns import environment_paths
+
+        rows = installed_licenses(environment_paths(ctx.options.get("python")))
         findings = []
         ids: dict[str, tuple[str, Severity]] = {
             "denied": ("LICENSE-DENIED", "high"),

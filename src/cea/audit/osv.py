@@ -53,29 +53,63 @@ def _iter_records(path: Path) -> Iterator[tuple[str, bytes]]:
         raise DataError(f"OSV database {path} is neither a folder nor a zip file", hint=_OSV_HINT)
 
 
+def cvss_score(kind: str, vector: str) -> float | None:
+    """The base score of a CVSS v2/v3/v4 vector (None when it does not parse)."""
+    import cvss
+
+    try:
+        if kind == "CVSS_V4" or vector.startswith("CVSS:4"):
+            return float(cvss.CVSS4(vector).base_score)
+        if kind == "CVSS_V3" or vector.startswith("CVSS:3"):
+            return float(cvss.CVSS3(vector).scores()[0])
+        if kind == "CVSS_V2":
+            return float(cvss.CVSS2(vector).scores()[0])
+    except (cvss.CVSSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    try:
+        return float(vector)  # some databases put the number itself
+    except ValueError:
+        return None
+
+
+def _band(score: float) -> str:
+    return "critical" if score >= 9 else "high" if score >= 7 else "medium" if score >= 4 else "low"
+
+
 def _severity(rec: dict[str, Any]) -> str:
+    """From the record's CVSS vectors (the newest version given), else its qualitative rating
+    (GitHub's database_specific.severity), else medium."""
+    order = {"CVSS_V4": 3, "CVSS_V3": 2, "CVSS_V2": 1}
+    entries = [
+        *(rec.get("severity") or []),
+        *(
+            s
+            for a in rec.get("affected") or []
+            if isinstance(a, dict)
+            for s in a.get("severity") or []
+        ),
+    ]
+    scored = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        kind, vector = str(entry.get("type", "")), str(entry.get("score", ""))
+        score = cvss_score(kind, vector)
+        if score is not None:
+            scored.append((order.get(kind, 0), score))
+    if scored:
+        return _band(max(scored)[1])
     for holder in (
         rec.get("database_specific") or {},
-        *[(a.get("database_specific") or {}) for a in rec.get("affected", [])],
+        *[
+            (a.get("database_specific") or {})
+            for a in rec.get("affected", [])
+            if isinstance(a, dict)
+        ],
     ):
-        sev = str(holder.get("severity", "")).lower()
+        sev = str(holder.get("severity", "")).lower() if isinstance(holder, dict) else ""
         if sev in ("low", "medium", "moderate", "high", "critical"):
             return "medium" if sev == "moderate" else sev
-    for s in rec.get("severity", []) or []:
-        score = str(s.get("score", ""))
-        try:
-            value = float(score)
-        except ValueError:
-            continue
-        return (
-            "critical"
-            if value >= 9
-            else "high"
-            if value >= 7
-            else "medium"
-            if value >= 4
-            else "low"
-        )
     return "medium"
 
 
@@ -85,6 +119,7 @@ class OsvDatabase:
     by_package: dict[str, tuple[Advisory, ...]]
     records: int
     newest: str  # the latest `modified` timestamp: the database's date
+    withdrawn: int = 0  # retracted advisories, not used
 
     @classmethod
     def load(cls, path: Path) -> OsvDatabase:
@@ -92,6 +127,7 @@ class OsvDatabase:
             raise DataError(f"OSV database {path} not found", hint=_OSV_HINT)
         by_pkg: dict[str, list[Advisory]] = {}
         n = 0
+        withdrawn = 0
         newest = ""
         for where, raw in _iter_records(path):
             try:
@@ -100,6 +136,9 @@ class OsvDatabase:
                 raise DataError(f"{where}: not valid JSON", hint=_OSV_HINT) from exc
             if not isinstance(rec, dict) or "id" not in rec:
                 raise DataError(f"{where}: not an OSV record (no id)", hint=_OSV_HINT)
+            if rec.get("withdrawn"):  # the advisory was retracted: it matches nothing
+                withdrawn += 1
+                continue
             n += 1
             newest = max(newest, str(rec.get("modified", "")))
             adv = Advisory(
@@ -114,7 +153,7 @@ class OsvDatabase:
                 pkg = aff.get("package") or {}
                 if str(pkg.get("ecosystem", "")).lower() == "pypi" and pkg.get("name"):
                     by_pkg.setdefault(canonicalize_name(pkg["name"]), []).append(adv)
-        return cls(path, {k: tuple(v) for k, v in by_pkg.items()}, n, newest)
+        return cls(path, {k: tuple(v) for k, v in by_pkg.items()}, n, newest, withdrawn)
 
     def date(self) -> str:
         if not self.newest:

@@ -26,11 +26,36 @@ from cea.errors import DataError
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*([^\s;#\\]+)")
 
 
-def installed_distributions() -> dict[str, str]:
+def environment_paths(python: str | None) -> list[str] | None:
+    """The import path of another interpreter (`--python`): its distributions are then read
+    from there (metadata only: nothing of that environment is imported here). None: ours."""
+    if python is None:
+        return None
+    from cea.errors import MissingResourceError
+
+    try:
+        proc = subprocess.run(  # noqa: S603 - the interpreter the user named, fixed arguments
+            [python, "-c", "import json, sys; print(json.dumps(sys.path))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        paths = [p for p in json.loads(proc.stdout) if p]
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise MissingResourceError(
+            f"--python {python}: not a Python interpreter that runs ({exc.__class__.__name__})",
+            hint="give the path of the environment's python (e.g. .venv/bin/python)",
+        ) from exc
+    return paths
+
+
+def installed_distributions(paths: list[str] | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
-    for dist in md.distributions():
+    dists = md.distributions() if paths is None else md.distributions(path=paths)
+    for dist in dists:
         name = dist.metadata["Name"]
-        if name:
+        if name and canonicalize_name(name) not in out:  # (the first on the path wins)
             out[canonicalize_name(name)] = dist.version
     return out
 
@@ -63,19 +88,41 @@ class VulnsCheck:
     def run(self, ctx: AuditContext) -> CheckResult:
         req = ctx.options.get("requirements")
         osv_path = ctx.options.get("osv_db")
+        python = ctx.options.get("python")
+        paths = environment_paths(python)
         incomplete: list[str] = []
+        extra_notes: list[str] = []
         if req:
             packages, unpinned = pinned_requirements(Path(req))
             source = str(req)
             incomplete += [
                 f"{name}: not pinned to one version, cannot be audited" for name in unpinned
             ]
+            env = installed_distributions(paths)
+            for name in ("torch",):  # installed per platform, outside the hashed lock
+                if name not in packages and name in env:
+                    packages[name] = env[name]
+                    extra_notes.append(
+                        f"{name} is not in {req} (installed per platform): its installed "
+                        f"version {env[name]} is audited"
+                    )
+                elif name not in packages:
+                    extra_notes.append(f"{name} is neither in {req} nor installed: not audited")
         else:
-            packages = installed_distributions()
-            source = "installed distributions"
+            packages = installed_distributions(paths)
+            source = f"the distributions of {python}" if python else "installed distributions"
         if osv_path:
-            return self._with_osv(Path(osv_path), packages, source, incomplete)
-        return self._with_pip_audit(ctx, req, source, incomplete)
+            result = self._with_osv(Path(osv_path), packages, source, incomplete)
+        else:
+            result = self._with_pip_audit(ctx, req, source, incomplete, packages)
+        return CheckResult(
+            result.check,
+            result.findings,
+            result.incomplete,
+            (*result.notes, *extra_notes),
+            result.fail_on,
+            result.data,
+        )
 
     def _with_osv(
         self, path: Path, packages: dict[str, str], source: str, incomplete: list[str]
@@ -98,16 +145,30 @@ class VulnsCheck:
                 )
         notes = (
             f"{len(packages)} packages from {source} against the OSV database {path} "
-            f"({db.records} records, newest {db.date()})",
+            f"({db.records} records, newest {db.date()}; {db.withdrawn} withdrawn, ignored)",
         )
         return CheckResult(self.name, tuple(findings), tuple(incomplete), notes)
 
     def _with_pip_audit(
-        self, ctx: AuditContext, req: str | None, source: str, incomplete: list[str]
+        self,
+        ctx: AuditContext,
+        req: str | None,
+        source: str,
+        incomplete: list[str],
+        packages: dict[str, str],
     ) -> CheckResult:
+        import tempfile
+
         cmd = [sys.executable, "-m", "pip_audit", "-f", "json", "--progress-spinner", "off"]
-        if req:
-            cmd += ["-r", str(req), "--no-deps", "--disable-pip"]
+        pins: Path | None = None
+        if req or ctx.options.get("python"):
+            # the exact pins (lock + torch, or the other environment's distributions)
+            with tempfile.NamedTemporaryFile(
+                "w", suffix=".txt", delete=False, encoding="utf-8"
+            ) as fh:
+                fh.write("".join(f"{n}=={v}\n" for n, v in sorted(packages.items())))
+            pins = Path(fh.name)
+            cmd += ["-r", str(pins), "--no-deps", "--disable-pip"]
         try:
             proc = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments, no shell
                 cmd,
@@ -117,6 +178,8 @@ class VulnsCheck:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
+            if pins is not None:
+                pins.unlink(missing_ok=True)
             return CheckResult(
                 self.name,
                 incomplete=(
@@ -124,6 +187,8 @@ class VulnsCheck:
                     f"pip-audit did not finish ({exc.__class__.__name__}); give --osv-db to audit offline",
                 ),
             )
+        if pins is not None:
+            pins.unlink(missing_ok=True)
         try:
             data = json.loads(proc.stdout)
         except ValueError:

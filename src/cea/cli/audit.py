@@ -12,6 +12,7 @@ from rich.table import Table
 from cea.cli._common import JsonOpt, QuietOpt, console, err_console, set_mode, show_progress
 
 CHECKS_HELP = "sast, vulns, sbom, licenses, policy, artifacts"
+DEFAULT_HELP = "sast, vulns, sbom, licenses, policy (artifacts only when named)"
 
 
 def audit(
@@ -23,7 +24,7 @@ def audit(
     ] = None,
     checks: Annotated[
         str | None,
-        typer.Option("--checks", help=f"Comma-separated checks (default: all: {CHECKS_HELP})."),
+        typer.Option("--checks", help=f"Comma-separated checks (default: {DEFAULT_HELP})."),
     ] = None,
     osv_db: Annotated[
         Path | None,
@@ -35,6 +36,14 @@ def audit(
             "--requirements",
             "-r",
             help="Audit the pins of this requirements/lock file instead of the installed distributions.",
+        ),
+    ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python",
+            help="Audit the distributions of this interpreter's environment (vulns, licenses) "
+            "instead of cea's own.",
         ),
     ] = None,
     policy: Annotated[
@@ -111,6 +120,7 @@ def audit(
         "write_third_party": str(write_third_party) if write_third_party else None,
         "artifact_paths": artifact_paths or None,
         "cache_key": _read_key(cache_key) if cache_key else None,
+        "python": python,
     }
     if artifact_paths:
         missing = [p for p in artifact_paths if not Path(p).exists() and not Path(p).is_symlink()]
