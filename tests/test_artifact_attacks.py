@@ -450,7 +450,7 @@ def test_glob_waiver_is_noted_and_exact_waiver_waives(cli, tmp_path: Path) -> No
     missing = cli(
         "audit", "artifacts", str(tmp_path / "m"), "--policy", str(tmp_path / "nope.toml")
     )
-    assert missing.exit_code == 3
+    assert missing.exit_code == 4  # a named file that does not exist
 
 
 def test_bandit_ignores_the_targets_skips_and_nosec(cli, tmp_path: Path) -> None:

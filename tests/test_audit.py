@@ -365,9 +365,9 @@ def test_vulns_of_another_environment_and_torch_in_lock_mode(cli, tmp_path: Path
 
 
 def test_audit_help_names_the_default_checks(cli) -> None:
-    from cea.audit.runner import DEFAULT_CHECKS
-
     import re
+
+    from cea.audit.runner import DEFAULT_CHECKS
 
     res = cli("audit", "--help")
     text = re.sub(r"[\s│]+", " ", res.stdout)  # (Rich wraps the help inside a box)

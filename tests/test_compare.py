@@ -91,4 +91,4 @@ def test_runs_without_a_shared_test_set_are_refused(cli, groups: Path) -> None:
 
 def test_eval_needs_a_run_or_compare(cli) -> None:
     assert cli("eval").exit_code == 2
-    assert cli("eval", "--compare", "nope-*", "nada").exit_code == 2
+    assert cli("eval", "--compare", "nope-*", "nada").exit_code == 4  # nothing matches

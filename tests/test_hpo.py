@@ -107,7 +107,7 @@ def test_local_study_tracks_exports_and_shows(cli, hpo_data, tiny_backbone, tmp_
     assert (tmp_path / "plots" / "optimization_history.png").is_file()
     assert shown["metric"] == "macro_f1"
     assert not (tmp_path / "plots" / "best_config.yaml").exists()  # show only reads the study
-    assert cli("hpo", "show", "nope", "--storage", str(runs / "optuna-journal.log")).exit_code == 2
+    assert cli("hpo", "show", "nope", "--storage", str(runs / "optuna-journal.log")).exit_code == 4
 
 
 def test_median_pruner_prunes_a_hopeless_learning_rate(

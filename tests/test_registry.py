@@ -175,7 +175,7 @@ def test_eval_of_a_registered_model_and_tampered_store(
     assert "does not match its cea.weights_sha256 tag" in res.stderr
     assert not (tmp_path / "x.jsonl").exists()
     assert cli("predict", "models:/nope@x", "-i", str(_inputs(tmp_path)), "-o",
-               str(tmp_path / "y.jsonl"), "--tracking-uri", store["uri"]).exit_code == 2  # fmt: skip
+               str(tmp_path / "y.jsonl"), "--tracking-uri", store["uri"]).exit_code == 4  # fmt: skip
 
 
 def test_register_refuses_bad_names_and_unfinished_runs(

@@ -150,7 +150,7 @@ def test_runs_list_and_show(cli, workdir, tiny_backbone, small_sample) -> None:
     assert shown.exit_code == 0
     assert json.loads(shown.stdout)["params"]["train.epochs"] == "1"
     assert "l1" in cli("runs", "list").stdout
-    assert cli("runs", "show", "nope").exit_code == 2
+    assert cli("runs", "show", "nope").exit_code == 4
     assert cli("runs", "list", "--experiment", "missing").exit_code == 4
 
 

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from cea.errors import ConfigError
+from cea.errors import ConfigError, MissingResourceError
 from cea.security.io import canonical_json, sha256_bytes
 
 
@@ -310,7 +310,7 @@ def _read_yaml(source: str | Path | None) -> tuple[dict[str, Any], str]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ConfigError(
+        raise MissingResourceError(
             f"config file {path} not found",
             hint=f"give a YAML file or one of the packaged configs: {', '.join(PACKAGED_CONFIGS)}",
         ) from exc

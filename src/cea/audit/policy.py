@@ -93,7 +93,9 @@ def load_policy(path: Path | None, today: date | None = None, *, required: bool 
     today = today or date.today()
     if path is None or not path.is_file():
         if required and path is not None:
-            raise ConfigError(f"{path}: policy file not found")
+            from cea.errors import MissingResourceError
+
+            raise MissingResourceError(f"policy file {path} not found")
         return Policy()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -125,7 +125,9 @@ def audit(
     if artifact_paths:
         missing = [p for p in artifact_paths if not Path(p).exists() and not Path(p).is_symlink()]
         if missing:
-            raise UsageError(f"not found: {', '.join(missing)}")
+            from cea.errors import MissingResourceError
+
+            raise MissingResourceError(f"not found: {', '.join(missing)}")
     status = None
     if show_progress():  # on stderr, whatever the output format
         status = err_console.status("auditing")

@@ -58,7 +58,6 @@ def _storage(url: str | None, cfg: Any) -> Any:
 
 
 def _open(spec: Any, cfg: Any, name: str, *, create: bool) -> Any:
-    from cea.errors import UsageError
     from cea.hpo.storage import open_study
     from cea.hpo.study import build_pruner, build_sampler, direction_of
 
@@ -74,7 +73,9 @@ def _open(spec: Any, cfg: Any, name: str, *, create: bool) -> Any:
             create=create,
         )
     except KeyError as exc:
-        raise UsageError(
+        from cea.errors import MissingResourceError
+
+        raise MissingResourceError(
             f"no study {name!r} in {spec.display}", hint="check --study-name and --storage"
         ) from exc
 

@@ -111,13 +111,14 @@ def show_run(
         for r in client.search_runs([exp.experiment_id], max_results=10_000)
         if r.info.run_id.startswith(run_id)
     ]
-    if len(matches) != 1:
-        raise UsageError(
-            f"{len(matches)} runs match {run_id!r}"
-            if matches
-            else f"no run {run_id!r} in {experiment!r}",
-            hint="see `cea runs list`",
+    if not matches:
+        from cea.errors import MissingResourceError
+
+        raise MissingResourceError(
+            f"no run {run_id!r} in {experiment!r}", hint="see `cea runs list`"
         )
+    if len(matches) != 1:
+        raise UsageError(f"{len(matches)} runs match {run_id!r}", hint="see `cea runs list`")
     run = matches[0]
     data = {
         **_summary(run),

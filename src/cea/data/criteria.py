@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from cea.errors import ConfigError
+from cea.errors import ConfigError, MissingResourceError
 
 DSM5_LABELS = (
     "DEPRESSED_MOOD",
@@ -31,6 +31,8 @@ def load_criteria(path: str | Path | None = None) -> dict[str, str]:
     else:
         try:
             text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise MissingResourceError(f"criteria file {path} not found") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(
                 f"criteria file {path} is unreadable ({exc.__class__.__name__})"

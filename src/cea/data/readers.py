@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from cea.data.schema import Annotation, DataIssue, Dataset, LoadResult, Post, Severity
-from cea.errors import DataError
+from cea.errors import DataError, MissingResourceError
 
 POSTS_FILE = "redsm5_posts.csv"
 ANNOTATIONS_FILE = "redsm5_annotations.csv"
@@ -389,7 +389,7 @@ def load_dataset(
 ) -> LoadResult:
     where = resolve_data_path(path)
     if not where.exists():
-        raise DataError(
+        raise MissingResourceError(
             f"dataset {where} not found",
             hint="give data.path=FOLDER (redsm5) or a .jsonl/.csv file",
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cea.errors import DataError, UsageError
+from cea.errors import DataError, MissingResourceError, UsageError
 
 
 def expand_group(spec: str) -> list[Path]:
@@ -27,7 +27,7 @@ def expand_group(spec: str) -> list[Path]:
         out += [Path(m) for m in matches]
     runs = [p for p in out if (p / "cea_meta.json").is_file()]
     if not runs:
-        raise UsageError(f"no finished run matches {spec!r}")
+        raise MissingResourceError(f"no finished run matches {spec!r}")
     return runs
 
 

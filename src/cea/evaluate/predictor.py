@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cea.errors import IntegrityError, UsageError
+from cea.errors import IntegrityError, MissingResourceError, UsageError
 
 
 @dataclass
@@ -35,6 +35,8 @@ def verify_run_folder(run_dir: Path) -> dict[str, Any]:
     from cea.security.manifest import MANIFEST_NAME, verify_manifest
 
     meta_path = run_dir / "cea_meta.json"
+    if not run_dir.exists():
+        raise MissingResourceError(f"run folder {run_dir} not found")
     if not meta_path.is_file() or not (run_dir / MANIFEST_NAME).is_file():
         raise UsageError(
             f"{run_dir} is not a finished cea run folder (cea_meta.json, manifest.json)"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cea import __version__
-from cea.errors import GateRefused, IntegrityError, RuntimeFailure, UsageError
+from cea.errors import GateRefused, IntegrityError, MissingResourceError, RuntimeFailure, UsageError
 from cea.security.io import sha256_file
 from cea.train.run import WEIGHTS_FILE
 
@@ -272,7 +272,7 @@ def fetch_registered(source: str, target: Any, dest: Path) -> tuple[Path, dict[s
             )
         )
     except MlflowException as exc:
-        raise UsageError(
+        raise MissingResourceError(
             f"{source}: not found in the registry at {target.uri} ({exc.__class__.__name__})",
             hint="check the name and alias (`cea register-model`), or give --tracking-uri",
         ) from exc

@@ -28,7 +28,7 @@ from cea.data.examples import Example, build_examples
 from cea.data.readers import ensure_usable, load_dataset
 from cea.data.schema import Dataset
 from cea.data.splits import Split, load_split, make_split, save_split
-from cea.errors import ConfigError, DataError, UsageError
+from cea.errors import ConfigError, DataError, MissingResourceError, UsageError
 from cea.progress import FanOut, NullProgress, ProgressSink
 from cea.security.io import atomic_write_json, atomic_write_text, move_tree_atomically
 from cea.security.manifest import MANIFEST_NAME, write_manifest
@@ -214,6 +214,8 @@ def saved_config(run_dir: Path) -> CeaConfig:
 
 def read_run_config(run_dir: Path) -> CeaConfig:
     path = run_dir / CONFIG_FILE
+    if not run_dir.exists():
+        raise MissingResourceError(f"run folder {run_dir} not found")
     if not path.is_file():
         raise UsageError(f"{run_dir} is not a cea run folder (no {CONFIG_FILE})")
     if (run_dir / MANIFEST_NAME).is_file():
