@@ -420,10 +420,11 @@ def ensure_usable(result: LoadResult, *, strict: bool) -> None:
             f"{result.dataset.source}: no usable posts",
             hint="the file is empty or every row was refused; see `cea data validate`",
         )
-    if not result.dataset.annotations:
+    if not result.dataset.annotations and not any(p.labels for p in result.dataset.posts):
         dropped = sum(1 for i in result.issues if "label" in i.code.lower())
         raise DataError(
             f"{result.dataset.source}: no usable annotations "
-            f"({len(result.dataset.posts)} posts; {dropped} label problems): nothing to learn",
+            f"or labels ({len(result.dataset.posts)} posts; {dropped} label problems): "
+            "nothing to learn",
             hint="check the label names against the criteria (see `cea data validate`)",
         )
