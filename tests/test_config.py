@@ -54,8 +54,11 @@ def test_invalid_yaml_names_line(tmp_path) -> None:
 
 
 def test_missing_config_file() -> None:
-    with pytest.raises(ConfigError, match="not found"):
+    from cea.errors import ExitCode, MissingResourceError
+
+    with pytest.raises(MissingResourceError, match="not found") as exc:
         load_config("/no/such/file.yaml")
+    assert exc.value.exit_code == ExitCode.MISSING  # like every named thing that is missing
 
 
 def test_split_fractions_must_sum_to_one() -> None:

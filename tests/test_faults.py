@@ -312,3 +312,89 @@ def test_an_aborted_eval_does_not_block_the_next(tiny_backbone: Path, tmp_path: 
     assert res.returncode == 0, res.stderr
     assert (run / "eval" / "again" / "metrics.json").is_file()
     assert not stale.exists()
+
+
+def test_postgresql_that_does_not_answer(tmp_path: Path) -> None:
+    port = _free_port()
+    res = _cea(
+        "hpo", "--config", "tiny", "--n-trials", "1", "--no-track",
+        "--storage", f"postgresql+psycopg://cea@127.0.0.1:{port}/cea",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    _one_line_error(res.stderr)
+    assert "unreachable" in res.stderr
+
+
+def test_os_errors_map_to_one_line_and_a_documented_code() -> None:
+    import errno
+
+    from cea.errors import ExitCode, os_error_message
+
+    cases = {
+        errno.ENOSPC: (ExitCode.RUNTIME, "free disk space"),
+        errno.EROFS: (ExitCode.RUNTIME, "folder you can write to"),
+        errno.EACCES: (ExitCode.RUNTIME, "folder you can write to"),
+        errno.ENOENT: (ExitCode.MISSING, "create the folder"),
+        errno.ECONNREFUSED: (ExitCode.MISSING, "start the service"),
+    }
+    for err, (code, hint) in cases.items():
+        message, got_hint, got = os_error_message(OSError(err, os.strerror(err), "/x/y"))
+        assert got == code and hint in got_hint and "/x/y" in message
+
+
+def test_best_effort_tracking_queues_and_retries_in_order(tmp_path: Path) -> None:
+    from cea.tracking.base import BestEffortTracker, RecordingTracker
+
+    class Flaky(RecordingTracker):
+        """A store that is down while `down` is set (as a server that went away)."""
+
+        run_id = "r"
+        down = False
+
+        def log(self, **kw):  # type: ignore[no-untyped-def]
+            if self.down:
+                raise ConnectionError("store down")
+            super().log(**kw)
+
+        def end(self, status: str = "FINISHED") -> None:
+            if self.down:
+                raise ConnectionError("store down")
+            super().end(status)
+
+    inner = Flaky()
+    t = BestEffortTracker(inner)
+    t.log(metrics={"a": 1.0}, step=1)
+    inner.down = True
+    t.log(metrics={"b": 2.0}, step=2)  # fails: queued, training goes on
+    t.log(metrics={"c": 3.0}, step=3)  # store marked down: queued without waiting
+    assert len(t.pending) == 2 and t.failures
+    inner.down = False
+    t.end("FINISHED")
+    assert [m[0] for m in inner.metrics] == ["a", "b", "c"] and inner.status == "FINISHED"
+    assert t.failures == []
+    strict = BestEffortTracker(Flaky(), strict=True)
+    strict.inner.down = True
+    with pytest.raises(ConnectionError):
+        strict.log(metrics={"x": 1.0})
+
+
+def test_missing_things_are_exit_4_and_reading_creates_nothing(
+    cli, tracked_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PWD", str(tmp_path))  # the working folder is no secret
+    cases = [
+        ("predict", str(tracked_run), "-i", "missing.jsonl", "-o", "o.jsonl"),
+        ("bench", "pipeline", "--baseline", "missing.json"),
+        ("hpo", "show", "nope", "--storage", "missing.log"),
+        ("eval", str(tmp_path / "no-run")),
+        ("train", "--resume", str(tmp_path / "no-run")),
+        ("data", "validate", str(tmp_path / "no-data")),
+        ("runs", "show", "abc"),
+    ]
+    for args in cases:
+        res = cli(*args)
+        assert res.exit_code == 4, (args, res.stderr)
+        assert "***" not in res.stderr, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no store, no journal, no output

@@ -575,8 +575,14 @@ def _c_reading(data: bytes | memoryview, start: int) -> Reading:
         def persistent_load(self, pid: Any) -> Any:
             return _Persistent()
 
+    return _drive(_C(buf, encoding="latin1"), reading, buf)
+
+
+def _drive(unpickler: Any, reading: Reading, buf: io.BytesIO) -> Reading:
+    """Run a stubbed unpickler to its STOP (find_class records, nothing runs) and note how it
+    ended: complete, or the error it stopped on, or the time budget."""
     try:
-        _C(buf, encoding="latin1").load()  # find_class is stubbed: nothing runs
+        unpickler.load()
         reading.complete = True
     except RecursionError:
         reading.error = "recursion limit"
@@ -585,7 +591,7 @@ def _c_reading(data: bytes | memoryview, start: int) -> Reading:
     except TimeoutError as exc:
         reading.error = str(exc)
         reading.timed_out = True
-    except Exception as exc:  # every way the C unpickler can stop on hostile bytes
+    except Exception as exc:  # every way an unpickler can stop on hostile bytes
         reading.error = f"{exc.__class__.__name__}: {str(exc)[:100]}"
     reading.end = buf.tell()
     return reading
@@ -667,20 +673,7 @@ def _joblib_reading(data: bytes | memoryview, start: int, depth: int = 0) -> Rea
 
         dispatch[pickle.BUILD[0]] = load_build
 
-    try:
-        _Py(buf, encoding="latin1").load()  # find_class is stubbed: nothing runs
-        reading.complete = True
-    except RecursionError:
-        reading.error = "recursion limit"
-    except MemoryError:
-        reading.error = "out of memory"
-    except TimeoutError as exc:
-        reading.error = str(exc)
-        reading.timed_out = True
-    except Exception as exc:
-        reading.error = f"{exc.__class__.__name__}: {str(exc)[:100]}"
-    reading.end = buf.tell()
-    return reading
+    return _drive(_Py(buf, encoding="latin1"), reading, buf)
 
 
 # ---- the report ----------------------------------------------------------------------------

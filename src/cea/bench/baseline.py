@@ -68,6 +68,10 @@ def compare(
 ) -> dict[str, Any]:
     try:
         base = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        from cea.errors import MissingResourceError
+
+        raise MissingResourceError(f"baseline {path} not found") from exc
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: unreadable baseline ({exc.__class__.__name__})") from exc
     if base.get("kind") != kind:

@@ -144,8 +144,10 @@ def audit(
     finally:
         if status is not None:
             status.stop()
-    if output is not None:
-        output.write_text(render(report, "json" if fmt == "rich" else fmt), encoding="utf-8")
+    if output is not None:  # atomic: an interrupted or failed write leaves no half report
+        from cea.security.io import atomic_write_text
+
+        atomic_write_text(output, render(report, "json" if fmt == "rich" else fmt))
     if fmt != "rich" and output is None:
         typer.echo(render(report, fmt), nl=False)
     elif not mode.quiet or report.status != "passed":

@@ -374,6 +374,13 @@ def show(
     mode = set_mode(json_out, quiet)
     cfg = load_config(config)
     spec = _storage(storage, cfg)
+    local = spec.url if spec.kind == "journal" else spec.url.split("sqlite:///", 1)[-1]
+    if spec.kind in ("journal", "sqlite") and not Path(local).is_file():
+        from cea.errors import MissingResourceError
+
+        raise MissingResourceError(  # (reading must not create an empty study store)
+            f"no study store at {spec.display}", hint="give the --storage the search used"
+        )
     study = _open(spec, cfg, study_name, create=False)
     folder = out or Path(cfg.hpo.runs_dir) / study_name
     summary = _summarize(study, str(study.user_attrs.get("cea_metric", "value")), spec)

@@ -20,6 +20,10 @@ def _read_inputs(path: Path) -> tuple[list[tuple[int, str, str]], list[dict[str,
     bad: list[dict[str, Any]] = []
     try:
         raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        from cea.errors import MissingResourceError
+
+        raise MissingResourceError(f"input file {path} not found") from exc
     except OSError as exc:
         raise DataError(f"cannot read {path} ({exc.strerror})") from exc
     seen: set[str] = set()

@@ -18,7 +18,7 @@ _URL_CREDENTIALS = re.compile(
 )
 _SECRET_PARTS = frozenset(
     {
-        "pass", "passwd", "password", "pwd", "secret", "secrets", "token", "credential",
+        "pass", "passwd", "password", "secret", "secrets", "token", "credential",
         "credentials", "auth", "authorization", "apikey", "privatekey", "accesskey",
     }
 )  # fmt: skip
