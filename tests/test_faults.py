@@ -105,7 +105,7 @@ def test_output_in_a_missing_folder(tmp_path: Path) -> None:
     )
     assert res.returncode == 4, res.stderr
     _one_line_error(res.stderr)
-    assert "No such file or directory" in res.stderr
+    assert "not found" in res.stderr
 
 
 def _free_port() -> int:

@@ -122,6 +122,13 @@ def audit(
         "cache_key": _read_key(cache_key) if cache_key else None,
         "python": python,
     }
+    if output is not None and not output.parent.is_dir():  # before minutes of auditing
+        from cea.errors import MissingResourceError
+
+        raise MissingResourceError(
+            f"folder {output.parent} not found (for --output {output})",
+            hint="create the folder or correct the path",
+        )
     if artifact_paths:
         missing = [p for p in artifact_paths if not Path(p).exists() and not Path(p).is_symlink()]
         if missing:
