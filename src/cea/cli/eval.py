@@ -28,9 +28,6 @@ def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Pat
         return (
             "not logged to MLflow: the run's tracking URI held a secret, which cea does not store"
         )
-    tracker = MlflowTracker.resume(
-        resolve_target(uri, None, recorded["experiment"]), recorded["run_id"]
-    )
     m = report["metrics"]
     metrics = {
         f"eval/{name}/macro_f1": m["macro_f1"],
@@ -39,10 +36,18 @@ def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Pat
     }
     for lab, lm in m["per_label"].items():
         metrics[f"eval/{name}/{lab}/f1"] = lm["f1"]
-    tracker.log(metrics=metrics)
-    for f in sorted(folder.iterdir()):
-        tracker.log_artifact(f, f"eval/{name}")
-    tracker.end("FINISHED")
+    try:  # best effort: the evaluation is written and complete whatever the store does
+        tracker = MlflowTracker.resume(
+            resolve_target(uri, None, recorded["experiment"]), recorded["run_id"]
+        )
+        tracker.log(metrics=metrics)
+        for f in sorted(folder.iterdir()):
+            tracker.log_artifact(f, f"eval/{name}")
+        tracker.end("FINISHED")
+    except Exception as exc:
+        from cea.tracking.redact import redact_text
+
+        return f"not logged to MLflow ({redact_text(str(exc))[:160]})"
     return f"logged to MLflow run {recorded['run_id']}"
 
 
