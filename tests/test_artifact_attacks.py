@@ -67,7 +67,10 @@ def _zip_bytes(members: dict[str, bytes]) -> bytes:
 def _joblib_array_payload(marker: Path) -> bytes:
     """A joblib stream whose uint8 "array bytes" are opcodes: joblib.load skips them (and
     returns the array), pickle.load / torch.load(weights_only=False) run them."""
-    payload = b"cos\nsystem\n(S'" + _cmd(marker) + b"'\ntR0"  # ... POP: the stack is as before
+    return _joblib_with_array_bytes(b"cos\nsystem\n(S'" + _cmd(marker) + b"'\ntR0")  # POP
+
+
+def _joblib_with_array_bytes(payload: bytes) -> bytes:
     n = len(payload)
     head = (
         b"\x80\x04}\x8c\x01a"
@@ -179,6 +182,10 @@ BYPASSES: dict[str, tuple[str, Callable[[Path], bytes]]] = {
     "dotted_name_proto4": ("x.pkl", lambda m: b"\x80\x04cbuiltins\neval.__call__\nS'1'\n\x85R."),
     "joblib_array_bytes_are_opcodes": ("x.joblib", _joblib_array_payload),
     "second_pickle_after_first": ("x.pkl", lambda m: pickle.dumps([1]) + _p4(m)),
+    "pickle_after_a_stop_inside_joblib_array_bytes": (
+        "x.joblib",
+        lambda m: _joblib_with_array_bytes(b"N." + _p0_payload(m)),
+    ),
     "pickle_in_bytes_constant": (
         "x.pkl",
         lambda m: b"\x80\x04C" + bytes([len(p := _p4(m))]) + p + b"0N.",

@@ -817,6 +817,21 @@ def analyze_pickle(
             break
         report.complete = True
         report.end = max(c.end if c.complete else 0, j.end if j.complete else 0)
+        if (
+            sequence
+            and c.complete
+            and j.complete
+            and c.end < j.end
+            and depth < ALLOWED_PICKLE_DEPTH
+        ):
+            # the C reading stopped inside what joblib reads as array data: a victim calling
+            # pickle.load again starts there — read that continuation too
+            inner = analyze_pickle(
+                data, c.end, allowed=allowed, sequence=True, depth=depth + 1, raw=True
+            )
+            for kind, message, sev in inner.problems:
+                if kind == "global":
+                    report.problem(kind, f"{message} (a stream after the first STOP)", sev)
         if not sequence or report.end <= pos:
             break
         pos = report.end
