@@ -520,7 +520,6 @@ class Reading:
     end: int = 0
     error: str = ""
     joblib_arrays: int = 0
-    nested: list[Reading] = field(default_factory=list)
     timed_out: bool = False
 
 
@@ -654,7 +653,6 @@ def _joblib_reading(data: bytes | memoryview, start: int, depth: int = 0) -> Rea
                         raise pickle.UnpicklingError("object arrays nested too deep")
                     inner = _joblib_reading(data, buf.tell(), depth + 1)
                     plain = _c_reading(data, buf.tell())  # (older joblib: pickle.load)
-                    reading.nested += [inner, plain]
                     for g in [*inner.imports, *plain.imports]:
                         if g not in reading.imports:
                             reading.imports.append(g)
@@ -684,7 +682,6 @@ class PickleReport:
     """What is wrong with a pickle stream (or a run of them). `problems` are (kind, message,
     severity); kind "global" messages are the dotted global."""
 
-    globals: list[str] = field(default_factory=list)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     streams: int = 0
     end: int = 0
@@ -790,8 +787,6 @@ def analyze_pickle(
         if report.streams == 1 or c.complete or j.complete:
             _structure(data, pos, report, depth)
         for g in reached:
-            if g not in report.globals:
-                report.globals.append(g)
             sev = severity_of(g, allowed)
             if sev == "info":
                 continue
@@ -836,14 +831,6 @@ def analyze_pickle(
             break
         pos = report.end
     return report
-
-
-def scan_pickle_bytes(
-    data: bytes, *, allowed: frozenset[str] = SAFE_GLOBALS, sequence: bool = False
-) -> tuple[PickleReport, int]:
-    """Compatibility wrapper: the report and the offset where reading stopped."""
-    report = analyze_pickle(data, allowed=allowed, sequence=sequence)
-    return report, report.end
 
 
 def looks_like_pickle(data: bytes) -> bool:

@@ -110,47 +110,41 @@ def _setup_logging() -> None:
     logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
-def _service_error(exc: BaseException) -> str | None:
-    """A database or HTTP client error whose cause is a connection that failed: the one line
-    to print, else None (a real bug)."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        mod = type(cur).__module__
-        text = str(cur)
-        if isinstance(cur, ConnectionError) or (
-            mod.startswith(("sqlalchemy", "psycopg", "requests", "urllib3", "mlflow"))
-            and any(
-                k in text.lower()
-                for k in ("connection refused", "could not connect", "max retries", "timed out")
-            )
-        ):
-            from cea.tracking.redact import redact_text
-
-            first = redact_text(text.strip().splitlines()[0] if text.strip() else mod)
-            return f"service unreachable: {first[:200]}"
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
-def _os_error_inside(exc: BaseException) -> OSError | None:
-    """The operating-system error behind a library's own exception: a chained OSError, or the
-    errno a Rust library (safetensors, tokenizers) writes into its message ("os error 28",
-    "Os { code: 28, ..."). None when there is none."""
+def _outside_cause(exc: BaseException) -> tuple[str, str, int] | None:
+    """(message, hint, exit code) when the error comes from outside cea — the operating
+    system (a chained OSError, or the errno a Rust library such as safetensors writes into its
+    message: "os error 28", "Os { code: 28, ...") or a service that did not answer (a database
+    or HTTP client error about a failed connection). None: a real bug."""
     import os
     import re
 
+    from cea.errors import ServiceUnavailable
+    from cea.tracking.redact import redact_text
+
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
+        text = str(cur)
+        if type(cur).__module__.startswith(
+            ("sqlalchemy", "psycopg", "requests", "urllib3", "mlflow")
+        ) and any(
+            k in text.lower()
+            for k in ("connection refused", "could not connect", "max retries", "timed out")
+        ):
+            first = redact_text(text.strip().splitlines()[0] if text.strip() else "")
+            hint = ServiceUnavailable.default_hint
+            return f"service unreachable: {first[:200]}", hint, int(ExitCode.MISSING)
         if isinstance(cur, OSError):
-            return cur
-        m = re.search(r"(?:os error |Os \{ code: )(\d+)", str(cur))
+            message, hint, code = os_error_message(cur)
+            return message, hint, int(code)
+        m = re.search(r"(?:os error |Os \{ code: )(\d+)", text)
         if m:
             err = int(m.group(1))
-            return OSError(err, f"{os.strerror(err)} ({type(cur).__name__})")
+            message, hint, code = os_error_message(
+                OSError(err, f"{os.strerror(err)} ({type(cur).__name__})")
+            )
+            return message, hint, int(code)
         cur = cur.__cause__ or cur.__context__
     return None
 
@@ -199,27 +193,14 @@ def main(argv: list[str] | None = None) -> None:
     except click_exc.ClickException as exc:
         exc.show()
         code = int(exc.exit_code)
-    except OSError as exc:  # a full disk, a read-only folder, a refused connection: not a bug
-        if _common.debug_enabled():
-            import traceback
-
-            traceback.print_exc()
-        message, hint, exit_code = os_error_message(exc)
-        code = _fail(message, hint, int(exit_code))
     except Exception as exc:
-        service = _service_error(exc)
-        if service is not None:
-            code = _fail(service, "start the service or check its URL", int(ExitCode.MISSING))
-            sys.exit(code)
-        os_exc = _os_error_inside(exc)
-        if os_exc is not None:  # e.g. safetensors/tokenizers (Rust) on a full disk
-            message, hint, exit_code = os_error_message(os_exc)
-            code = _fail(message, hint, int(exit_code))
-            sys.exit(code)
         if _common.debug_enabled():
             import traceback
 
             traceback.print_exc()
+        outside = _outside_cause(exc)  # a full disk, a read-only folder, a server that is down
+        if outside is not None:
+            sys.exit(_fail(*outside))
         code = _fail(
             f"internal error: {exc.__class__.__name__}",
             "this is a bug in cea; run with CEA_DEBUG=1 and report the traceback",

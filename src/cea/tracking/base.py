@@ -157,15 +157,8 @@ class BestEffortTracker:
         if len(self.pending) < self.MAX_PENDING:
             self.pending.append((name, args, kwargs))
 
-    def log(
-        self,
-        *,
-        params: dict[str, Any] | None = None,
-        metrics: dict[str, float] | None = None,
-        tags: dict[str, str] | None = None,
-        step: int | None = None,
-    ) -> None:
-        self._call("log", params=params, metrics=metrics, tags=tags, step=step)
+    def log(self, **kwargs: Any) -> None:  # the Tracker.log keywords, passed through
+        self._call("log", **kwargs)
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self._call("log_artifact", path, folder)
