@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -233,7 +234,10 @@ def test_generic_jsonl_reads_and_reports(tmp_path: Path) -> None:
     ]
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n{not json\n")
     result = read_generic(path, DSM5_LABELS)
-    assert [p.post_id for p in result.dataset.posts] == ["a", "b"]
+    # the record with a misspelt label is kept, its guessed criterion masked (not negative)
+    assert [p.post_id for p in result.dataset.posts] == ["a", "b", "d"]
+    assert result.dataset.posts[2].labels == frozenset()
+    assert result.dataset.posts[2].unknown == frozenset({"FATIGUE"})
     assert result.dataset.posts[0].group_id == "pat1"
     codes = sorted(i.code for i in result.issues)
     assert codes == ["empty_text", "malformed_line", "unknown_label"]
@@ -255,3 +259,50 @@ def test_generic_missing_field_is_error(cli, tmp_path: Path) -> None:
     res = cli("data", "validate", str(path))
     assert res.exit_code == 5
     assert "missing_column" in res.stdout and ":1" in res.stdout
+
+
+def _typo_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "typo"
+    folder.mkdir()
+    (folder / "redsm5_posts.csv").write_text(
+        "post_id,text\np1,I cannot sleep. I feel sad.\np2,All is well today.\n"
+        "p3,I am tired all the time.\n"
+    )
+    (folder / "redsm5_annotations.csv").write_text(
+        "post_id,sentence_id,sentence_text,DSM5_symptom,status,explanation\n"
+        "p1,p1_0,I cannot sleep.,SLEEP_ISSUE,1,x\n"
+        "p1,p1_1,I feel sad.,DEPRESSED_MOOD,1,x\n"
+        "p3,p3_0,I am tired all the time.,FATIGUE,maybe,x\n"
+        "p2,p2_0,All is well today.,QWERTY,1,x\n"
+    )
+    return folder
+
+
+def test_unusable_rows_mask_their_criterion_instead_of_making_it_negative(tmp_path: Path) -> None:
+    from cea.data.examples import build_post_examples
+
+    ds = read_redsm5(_typo_folder(tmp_path), DSM5_LABELS).dataset
+    by_id = {p.post_id: p for p in ds.posts}
+    assert by_id["p1"].unknown == frozenset({"SLEEP_ISSUES"})  # the close match
+    assert by_id["p3"].unknown == frozenset({"FATIGUE"})  # bad status: its own label
+    assert by_id["p2"].unknown == frozenset({"*"})  # no close match: every criterion
+    exs = {e.post_id: e for e in build_post_examples(ds, DSM5_LABELS)}
+    sleep, fatigue, mood = (
+        DSM5_LABELS.index(x) for x in ("SLEEP_ISSUES", "FATIGUE", "DEPRESSED_MOOD")
+    )
+    assert math.isnan(exs["p1"].labels[sleep]) and exs["p1"].labels[mood] == 1.0
+    assert exs["p1"].labels[fatigue] == 0.0  # other criteria stay known negatives
+    assert math.isnan(exs["p3"].labels[fatigue])
+    assert all(math.isnan(v) for v in exs["p2"].labels)
+
+
+def test_label_aliases_fix_the_typos_that_validate_proposes(cli, tmp_path: Path) -> None:
+    folder = _typo_folder(tmp_path)
+    res = cli("data", "validate", str(folder), "--json")
+    proposed = json.loads(res.stdout)["proposed_label_aliases"]
+    assert proposed == {"SLEEP_ISSUE": "SLEEP_ISSUES"}  # QWERTY has no close match
+    text = cli("data", "validate", str(folder)).stdout
+    assert "label_aliases" in text and '"SLEEP_ISSUE": SLEEP_ISSUES' in text
+    ds = read_redsm5(folder, DSM5_LABELS, aliases=proposed).dataset
+    p1 = next(p for p in ds.posts if p.post_id == "p1")
+    assert "SLEEP_ISSUES" in p1.labels and not p1.unknown

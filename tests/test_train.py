@@ -113,12 +113,17 @@ def test_manifest_matches_and_detects_one_changed_byte(trained_run, tmp_path: Pa
     assert result.changed == ("model.safetensors",)
 
 
-def test_thresholds_are_tuned_per_criterion(trained_run) -> None:
+def test_thresholds_record_their_rule_per_criterion(trained_run) -> None:
     meta = json.loads((trained_run.run_dir / "cea_meta.json").read_text())
-    values = set(meta["thresholds"].values())
-    assert len(values) > 1  # not all 0.5
+    assert set(meta["threshold_rules"]) == set(meta["labels"])
     for lab, m in meta["metrics"]["validation"]["per_label"].items():
         assert m["threshold"] == meta["thresholds"][lab]
+        rule = meta["threshold_rules"][lab]
+        assert rule["rule"] in ("bagged", "default")
+        if rule["rule"] == "default":  # the fallback is 0.5, and it says why
+            assert meta["thresholds"][lab] == 0.5 and rule["reason"]
+        else:
+            assert rule["oob_win_share"] >= 0.75 and rule["oob_gain"] > 0
 
 
 def test_sentence_pair_training(tiny_backbone: Path, small_sample: Path, tmp_path: Path) -> None:

@@ -49,6 +49,8 @@ class DataConfig(_Strict):
     strict: bool = False
     split: SplitConfig = SplitConfig()
     split_file: str | None = None  # use a saved split (cea data split) instead of computing one
+    # label spellings found in the data -> criterion id (`cea data validate` proposes this map)
+    label_aliases: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -69,7 +71,11 @@ class ChunkingConfig(_Strict):
     enabled: bool = True
     stride: int = Field(32, ge=0)
     max_chunks: int = Field(8, ge=1)
-    aggregate: Literal["max", "mean"] = "max"
+    # how the windows of a post become one post logit, in training and inference alike
+    aggregate: Literal["max", "mean", "lse"] = "max"
+    # post: multi-instance training (windows pooled into one post logit inside the model step;
+    # loss, pos_weight and validation per post); window: every window trained as the post
+    train_unit: Literal["post", "window"] = "post"
 
 
 class TaskConfig(_Strict):
@@ -118,6 +124,10 @@ class TrainConfig(_Strict):
     amp: bool = True  # autocast on CUDA only
     threads: int | None = Field(None, ge=1)  # torch intra-op threads on the CPU
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps (smoke runs)
+    # per-criterion decision thresholds chosen on validation (cea.evaluate.metrics):
+    # bagged = bootstrap median shrunk toward 0.5, kept only when it beats 0.5 out of bag;
+    # raw = the F1-optimal threshold (overfits small sets); fixed = 0.5
+    thresholds: Literal["bagged", "raw", "fixed"] = "bagged"
 
 
 class OutputConfig(_Strict):
@@ -225,6 +235,7 @@ class HpoConfig(_Strict):
     heartbeat_interval: int = Field(30, ge=1)  # RDB storages: seconds between heartbeats
     grace_period: int = Field(90, ge=2)  # ... and how old one may get before the trial fails
     max_failed: int = Field(5, ge=1)  # stop the study after this many failed trials
+    min_complete: int = Field(1, ge=1)  # fewer completed trials: `cea hpo` exits 1
     runs_dir: str = "runs/hpo"
     space: dict[str, ParamSpec] = Field(default_factory=_default_space)
 
@@ -236,6 +247,8 @@ class RegistryConfig(_Strict):
     protected_aliases: list[str] = ["champion"]
     gate_metric: Literal["macro_f1", "micro_f1"] = "macro_f1"
     gate_min: float = Field(0.5, ge=0.0, le=1.0)
+    # point: the metric itself; lower: the lower bound of its 95 % interval (from `cea eval`)
+    gate_on: Literal["point", "lower"] = "point"
 
 
 class CeaConfig(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,7 +68,7 @@ def validate(
     and column. Exit 5 when it has errors (any problem with --strict) or nothing usable."""
     from rich.table import Table
 
-    from cea.data.readers import ensure_usable
+    from cea.data.readers import ensure_usable, propose_aliases
     from cea.errors import DataError
 
     mode = set_mode(json_out, quiet)
@@ -89,6 +90,7 @@ def validate(
         }
         for code, items in sorted(kinds.items(), key=lambda kv: -len(kv[1]))
     ]
+    aliases = propose_aliases(result.issues, result.dataset.criteria)
     if mode.json:
         emit_json(
             {
@@ -101,6 +103,7 @@ def validate(
                 "warnings": len(result.warnings),
                 "summary": summary,
                 "problem": failure.message if failure else None,
+                "proposed_label_aliases": aliases,
                 "issues": [i.to_dict() for i in result.issues],
             }
         )
@@ -123,6 +126,14 @@ def validate(
             console.print(f"[{style}]{issue.severity}[/] {escape(issue.format())}", soft_wrap=True)
         if len(shown) < len(result.issues):
             console.print(f"... {len(result.issues) - len(shown)} more (--limit 0 lists all)")
+        if aliases:
+            console.print(
+                "proposed fix for the misspelt labels (config, or --set per key):\n"
+                + "data:\n  label_aliases:\n"
+                + "".join(f"    {json.dumps(k)}: {v}\n" for k, v in sorted(aliases.items())),
+                highlight=False,
+                markup=False,
+            )
         verdict = "[red]FAILED[/]" if failure else "[green]OK[/]"
         console.print(
             f"{verdict} {result.dataset.source}: {len(result.dataset.posts)} posts, "

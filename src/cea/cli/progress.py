@@ -66,6 +66,8 @@ class RichProgress:
             self.progress.console.print(
                 f"resuming after epoch {payload['epoch']} (step {payload['global_step']})"
             )
+        elif kind == "warning":
+            self.progress.console.print(f"warning: {payload['message']}", highlight=False)
 
     def finish(self, task: str) -> None:
         return None
@@ -103,6 +105,8 @@ class PlainProgress(NullProgress):
             err_console.print(_data_line(payload), highlight=False)
         elif kind == "resume":
             err_console.print(f"resuming after epoch {payload['epoch']}", highlight=False)
+        elif kind == "warning":
+            err_console.print(f"warning: {payload['message']}", highlight=False)
 
 
 class JsonEventsProgress:

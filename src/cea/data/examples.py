@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 from cea.data.readers import normalize_ws
-from cea.data.schema import Dataset
+from cea.data.schema import ANY_CRITERION, Dataset
 from cea.data.sentences import split_sentences
 
 
@@ -34,7 +35,13 @@ def build_post_examples(
     for post in dataset.posts:
         if groups is not None and post.group_id not in groups:
             continue
-        target = tuple(1.0 if lab in post.labels else 0.0 for lab in labels)
+        masked = post.unknown
+        target = tuple(
+            1.0
+            if lab in post.labels
+            else (math.nan if (lab in masked or ANY_CRITERION in masked) else 0.0)
+            for lab in labels
+        )
         out.append(Example(post.post_id, post.post_id, post.group_id, post.text, target))
     return out
 
@@ -86,6 +93,8 @@ def build_sentence_examples(
             norm = normalize_ws(text)
             for crit in labels:
                 y = 1.0 if (norm, crit) in positive else 0.0
+                if not y and (crit in post.unknown or ANY_CRITERION in post.unknown):
+                    y = math.nan  # an unusable row named it: unknown, not negative
                 out.append(
                     Example(
                         f"{post_id}:{sid}:{crit}", post_id, post.group_id, text, (y,), crit, sid

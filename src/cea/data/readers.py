@@ -14,12 +14,20 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from cea.data.schema import Annotation, DataIssue, Dataset, LoadResult, Post, Severity
+from cea.data.schema import (
+    ANY_CRITERION,
+    Annotation,
+    DataIssue,
+    Dataset,
+    LoadResult,
+    Post,
+    Severity,
+)
 from cea.errors import DataError, MissingResourceError
 
 POSTS_FILE = "redsm5_posts.csv"
@@ -151,14 +159,46 @@ def _csv_rows(
         yield start, dict(zip(header, values, strict=True))
 
 
-def _label_issue(col: _Collector, label: str, known: tuple[str, ...], **kw: object) -> None:
-    guess = difflib.get_close_matches(label.upper(), known, n=1, cutoff=0.6)
-    hint = f" (did you mean {guess[0]}?)" if guess else ""
-    col.add("unknown_label", f"unknown label {label!r}{hint}; row not used", value=label, **kw)  # type: ignore[arg-type]
+def guess_label(label: str, known: tuple[str, ...]) -> str | None:
+    """The criterion a misspelt label most likely means (None: no close one)."""
+    guess = difflib.get_close_matches(label.upper().replace(" ", "_"), known, n=1, cutoff=0.6)
+    return guess[0] if guess else None
+
+
+def _label_issue(
+    col: _Collector, label: str, known: tuple[str, ...], what: str, **kw: object
+) -> str:
+    """Report an unknown label; returns the criterion whose target it leaves unknown."""
+    guess = guess_label(label, known)
+    if guess:
+        msg = f"unknown label {label!r} (did you mean {guess}?); {what} {guess} is masked"
+    else:
+        msg = f"unknown label {label!r}; {what} every criterion is masked"
+    col.add("unknown_label", msg + " (set data.label_aliases to use it)", value=label, **kw)  # type: ignore[arg-type]
+    return guess or ANY_CRITERION
+
+
+def propose_aliases(issues: tuple[DataIssue, ...], known: tuple[str, ...]) -> dict[str, str]:
+    """data.label_aliases that would fix the unknown labels seen (close matches only)."""
+    out: dict[str, str] = {}
+    for issue in issues:
+        if issue.code == "unknown_label" and issue.value and issue.value not in out:
+            guess = guess_label(issue.value, known)
+            if guess:
+                out[issue.value] = guess
+    return out
+
+
+def _aliased(label: str, aliases: Mapping[str, str] | None) -> str:
+    return aliases.get(label, label) if aliases else label
 
 
 def read_redsm5(
-    folder: str | Path, criteria: tuple[str, ...], *, show_text: bool = False
+    folder: str | Path,
+    criteria: tuple[str, ...],
+    *,
+    show_text: bool = False,
+    aliases: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Read `redsm5_posts.csv` + `redsm5_annotations.csv` from `folder`."""
     root = Path(folder)
@@ -198,6 +238,7 @@ def read_redsm5(
             texts[pid] = (text, row)
 
     annotations: list[Annotation] = []
+    unknown: dict[str, set[str]] = {}  # post -> criteria an unusable row leaves unknown
     seen: dict[tuple[str, str, str], int] = {}
     ann_text = _read_file(root / ANNOTATIONS_FILE, ann_col)
     if ann_text is not None:
@@ -205,7 +246,7 @@ def read_redsm5(
             pid = rec["post_id"].strip()
             sid = rec["sentence_id"].strip()
             ids = {"post_id": pid, "sentence_id": sid}
-            label = rec["DSM5_symptom"].strip()
+            label = _aliased(rec["DSM5_symptom"].strip(), aliases)
             status_raw = rec["status"].strip()
             sentence = rec["sentence_text"]
             if not pid or not sid:
@@ -223,12 +264,18 @@ def read_redsm5(
                 )
                 continue
             if label not in criteria:
-                _label_issue(ann_col, label, criteria, row=row, ids=ids, column="DSM5_symptom")
+                masked = _label_issue(
+                    ann_col, label, criteria, "row not used; this post's target for",
+                    row=row, ids=ids, column="DSM5_symptom",
+                )  # fmt: skip
+                unknown.setdefault(pid, set()).add(masked)
                 continue
             if status_raw not in ("0", "1"):
+                unknown.setdefault(pid, set()).add(label)
                 ann_col.add(
                     "bad_status",
-                    f"status must be 0 or 1, got {status_raw[:10]!r}; row not used",
+                    f"status must be 0 or 1, got {status_raw[:10]!r}; row not used "
+                    f"(this post's target for {label} is masked)",
                     row=row,
                     ids=ids,
                     column="status",
@@ -273,7 +320,14 @@ def read_redsm5(
         if ann.status == 1:
             positives.setdefault(ann.post_id, set()).add(ann.criterion)
     posts = tuple(
-        Post(pid, text, pid, frozenset(positives.get(pid, ())), row)
+        Post(
+            pid,
+            text,
+            pid,
+            frozenset(positives.get(pid, ())),
+            row,
+            frozenset(unknown.get(pid, set()) - positives.get(pid, set())),
+        )
         for pid, (text, row) in texts.items()
         if text.strip()
     )
@@ -290,7 +344,11 @@ def _split_labels(raw: object) -> list[str] | None:
 
 
 def read_generic(
-    path: str | Path, criteria: tuple[str, ...], *, show_text: bool = False
+    path: str | Path,
+    criteria: tuple[str, ...],
+    *,
+    show_text: bool = False,
+    aliases: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """JSONL or CSV with `id`, `text`, `labels` (list, or ';'-separated) and optional `group`."""
     file = Path(path)
@@ -364,13 +422,16 @@ def read_generic(
                 column="labels",
             )
             continue
+        labels = [_aliased(lab, aliases) for lab in labels]
         unknown = [lab for lab in labels if lab not in criteria]
-        for lab in unknown:
-            _label_issue(col, lab, criteria, row=row, ids=ids, column="labels")
-        if unknown:
-            continue
+        masked = {
+            _label_issue(col, lab, criteria, "label dropped; this record's target for",
+                         row=row, ids=ids, column="labels")
+            for lab in unknown
+        }  # fmt: skip
+        good = frozenset(lab for lab in labels if lab in criteria)
         group = str(rec.get("group") or rid).strip()
-        posts.append(Post(rid, body, group, frozenset(labels), row))
+        posts.append(Post(rid, body, group, good, row, frozenset(masked - good)))
     dataset = Dataset(str(file), "generic", criteria, tuple(posts), ())
     return LoadResult(dataset, tuple(col.issues))
 
@@ -385,7 +446,12 @@ def resolve_data_path(path: str) -> Path:
 
 
 def load_dataset(
-    fmt: str, path: str, criteria: tuple[str, ...], *, show_text: bool = False
+    fmt: str,
+    path: str,
+    criteria: tuple[str, ...],
+    *,
+    show_text: bool = False,
+    aliases: Mapping[str, str] | None = None,
 ) -> LoadResult:
     where = resolve_data_path(path)
     if not where.exists():
@@ -398,10 +464,10 @@ def load_dataset(
             raise DataError(
                 f"{where}: the redsm5 format needs a folder with {POSTS_FILE} and {ANNOTATIONS_FILE}"
             )
-        return read_redsm5(where, criteria, show_text=show_text)
+        return read_redsm5(where, criteria, show_text=show_text, aliases=aliases)
     if where.is_dir():
         raise DataError(f"{where}: the generic format needs a .jsonl or .csv file, not a folder")
-    return read_generic(where, criteria, show_text=show_text)
+    return read_generic(where, criteria, show_text=show_text, aliases=aliases)
 
 
 def ensure_usable(result: LoadResult, *, strict: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Literal
 from cea.security.io import canonical_json, sha256_bytes
 
 Severity = Literal["warning", "error"]
+ANY_CRITERION = "*"
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,9 @@ class Post:
     group_id: str  # split grouping: no two splits share a group (== post_id for ReDSM5)
     labels: frozenset[str]  # criteria the post meets (any status-1 annotation)
     row: int | None = None
+    # criteria whose target is unknown for this post (an annotation row that could not be
+    # used named it; ANY_CRITERION when even the criterion is unknown): masked, never negative
+    unknown: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,11 @@ class Dataset:
         if not self._hash:
             payload = {
                 "criteria": list(self.criteria),
-                "posts": [[p.post_id, p.group_id, p.text, sorted(p.labels)] for p in self.posts],
+                "posts": [
+                    [p.post_id, p.group_id, p.text, sorted(p.labels)]
+                    + ([sorted(p.unknown)] if p.unknown else [])  # (old hashes unchanged)
+                    for p in self.posts
+                ],
                 "annotations": [
                     [a.post_id, a.sentence_id, a.sentence_text, a.criterion, a.status]
                     for a in self.annotations

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from cea.errors import DataError, UsageError
-from cea.evaluate.metrics import compute_metrics
+from cea.evaluate.metrics import bootstrap_intervals, compute_metrics
+
+__all__ = ["bootstrap_intervals", "evaluate_run", "expected_calibration_error"]
 
 N_BINS = 10
 
@@ -33,60 +35,6 @@ def expected_calibration_error(target: np.ndarray, prob: np.ndarray, bins: int =
         if mask.any():
             ece += mask.mean() * abs(float(target[mask].mean()) - float(prob[mask].mean()))
     return float(round(ece, 6))
-
-
-def _f1s(
-    crit: np.ndarray, target: np.ndarray, pred: np.ndarray, n_labels: int
-) -> tuple[float, float, np.ndarray]:
-    y = target >= 0.5
-    tp = np.bincount(crit, weights=(pred & y).astype(float), minlength=n_labels)
-    fp = np.bincount(crit, weights=(pred & ~y).astype(float), minlength=n_labels)
-    fn = np.bincount(crit, weights=(~pred & y).astype(float), minlength=n_labels)
-    denom = 2 * tp + fp + fn
-    per = np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 0.0)
-    micro_d = 2 * tp.sum() + fp.sum() + fn.sum()
-    micro = 2 * tp.sum() / micro_d if micro_d else 0.0
-    return float(per.mean()), float(micro), per
-
-
-def bootstrap_intervals(
-    crit: np.ndarray,
-    target: np.ndarray,
-    prob: np.ndarray,
-    groups: np.ndarray,
-    thresholds: np.ndarray,
-    labels: tuple[str, ...],
-    n_boot: int,
-    seed: int,
-) -> dict[str, Any]:
-    """95 % percentile intervals of macro/micro F1 and per-criterion F1, resampling groups."""
-    pred = prob >= thresholds[crit]
-    uniq, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
-    rng = np.random.default_rng(seed)
-    macro, micro, per = [], [], []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(uniq), len(uniq))
-        idx = np.concatenate([members[g] for g in pick])
-        a, b, c = _f1s(crit[idx], target[idx], pred[idx], len(labels))
-        macro.append(a)
-        micro.append(b)
-        per.append(c)
-    per_arr = np.array(per)
-
-    def ci(values: np.ndarray) -> list[float]:
-        return [
-            float(round(np.percentile(values, 2.5), 6)),
-            float(round(np.percentile(values, 97.5), 6)),
-        ]
-
-    return {
-        "n_boot": n_boot,
-        "resampled": "posts",
-        "macro_f1": ci(np.array(macro)),
-        "micro_f1": ci(np.array(micro)),
-        "per_label_f1": {lab: ci(per_arr[:, i]) for i, lab in enumerate(labels)},
-    }
 
 
 EVIDENCE_KS = (1, 3, 5)
@@ -274,7 +222,12 @@ def evaluate_run(
     lm = load_run_model(run_dir)
     cfg = saved_config(run_dir)
     criteria = load_criteria(cfg.data.criteria_file)
-    result = load_dataset(cfg.data.format, data_path or cfg.data.path, tuple(criteria))
+    result = load_dataset(
+        cfg.data.format,
+        data_path or cfg.data.path,
+        tuple(criteria),
+        aliases=cfg.data.label_aliases,
+    )
     ensure_usable(result, strict=False)
     ds = result.dataset
     if split == "all":

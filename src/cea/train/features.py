@@ -221,3 +221,32 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         n = math.ceil(len(self.lengths) / self.batch_size)
         return math.ceil(n / self.num_replicas)
+
+
+def rows_by_example(features: Features) -> list[list[int]]:
+    """The rows (windows) of each example, in order."""
+    out: list[list[int]] = [[] for _ in range(features.n_examples)]
+    for row, e in enumerate(features.example_index):
+        out[e].append(row)
+    return out
+
+
+class ExampleBatchSampler(Sampler[list[int]]):
+    """Batches of whole examples: every window of a post lands in the same batch, so the model
+    step can pool them into one post logit (multi-instance training). `batch_size` counts
+    examples; bucketing sorts by an example's total tokens."""
+
+    def __init__(self, features: Features, batch_size: int, **kwargs: Any) -> None:
+        self.rows = rows_by_example(features)
+        lengths = [sum(len(features.input_ids[r]) for r in rows) for rows in self.rows]
+        self.inner = BucketBatchSampler(lengths, batch_size, **kwargs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.inner:
+            yield [r for e in batch for r in self.rows[e]]
+
+    def __len__(self) -> int:
+        return len(self.inner)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from cea.augment.policy import AugmentStats
 from cea.config import CeaConfig
-from cea.errors import Interrupted
+from cea.errors import Interrupted, RuntimeFailure
 from cea.evaluate.metrics import MetricReport, compute_metrics
 from cea.progress import NullProgress, ProgressSink
 from cea.train.checkpoint import (
@@ -33,7 +33,13 @@ from cea.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from cea.train.features import BucketBatchSampler, FeatureDataset, Features, collate
+from cea.train.features import (
+    BucketBatchSampler,
+    ExampleBatchSampler,
+    FeatureDataset,
+    Features,
+    collate,
+)
 from cea.train.prefetch import Prefetcher
 from cea.train.schedule import build_scheduler
 
@@ -72,6 +78,19 @@ class FitResult:
     train_seconds: float
     train_samples: int
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class NonFiniteLoss(RuntimeFailure):
+    """The loss became NaN or infinite (exit 6): a learning rate too high, bad inputs."""
+
+
+def _nonfinite_hint(ckpt_dir: Path, history: list[dict[str, Any]]) -> str:
+    kept = (
+        f"the best checkpoint so far is kept in {ckpt_dir / 'best'}; "
+        if (ckpt_dir / "best").is_dir() and history
+        else ""
+    )
+    return kept + "lower train.lr (or set train.max_grad_norm) and train again"
 
 
 def seed_everything(seed: int) -> None:
@@ -123,19 +142,43 @@ def build_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float) -
         return torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, foreach=True)
 
 
-def pos_weights(features: Features, n_labels: int, pair: bool, cap: float) -> torch.Tensor:
-    """neg/pos per criterion over the training rows, clipped to [1, cap]."""
+def pos_weights(
+    features: Features, n_labels: int, pair: bool, cap: float, *, per_example: bool = True
+) -> torch.Tensor:
+    """neg/pos per criterion over the training examples (each post once, however many windows
+    it has; per window with `per_example=False`), clipped to [1, cap]. Unknown labels (NaN)
+    count neither way."""
     pos = np.zeros(n_labels)
     tot = np.zeros(n_labels)
-    for y, c in zip(features.labels, features.crit_index, strict=True):
+    seen: set[int] = set()
+    for y, c, e in zip(features.labels, features.crit_index, features.example_index, strict=True):
+        if per_example:
+            if e in seen:
+                continue
+            seen.add(e)
+        v = np.asarray(y, dtype=np.float64)
+        ok = ~np.isnan(v)
         if pair:
-            pos[c] += y[0]
-            tot[c] += 1
+            if ok[0]:
+                pos[c] += v[0]
+                tot[c] += 1
         else:
-            pos += np.asarray(y)
-            tot += 1
+            pos += np.where(ok, v, 0.0)
+            tot += ok
     w = np.where(pos > 0, (tot - pos) / np.maximum(pos, 1), 1.0)
     return torch.tensor(np.clip(w, 1.0, cap), dtype=torch.float32)
+
+
+def masked_bce(
+    logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean BCE over the targets that are known (NaN marks a label that could not be used:
+    masked out of the loss, never taken as negative)."""
+    mask = ~torch.isnan(labels)
+    per = F.binary_cross_entropy_with_logits(
+        logits.float(), torch.nan_to_num(labels), pos_weight=weight, reduction="none"
+    )
+    return (per * mask).sum() / mask.sum().clamp(min=1)
 
 
 def _loss(
@@ -148,7 +191,30 @@ def _loss(
     weight = None
     if pw is not None:
         weight = pw[crit].unsqueeze(1) if pair else pw
-    return F.binary_cross_entropy_with_logits(logits.float(), labels, pos_weight=weight)
+    return masked_bce(logits, labels, weight)
+
+
+def pool_logits(logits: torch.Tensor, index: torch.Tensor, n: int, rule: str) -> torch.Tensor:
+    """One logit per example from the logits of its windows (`index`: example of each row,
+    0..n-1). `max`: the most confident window; `mean`: the average logit; `lse`: log of the
+    mean of exp(logit) — a smooth max that lies between the two. Training and inference both
+    call this, so a model is used the way it was trained."""
+    width = logits.shape[1]
+    idx = index.unsqueeze(1).expand(-1, width)
+    count = torch.zeros(n, 1, device=logits.device, dtype=logits.dtype).index_add_(
+        0, index, torch.ones(len(index), 1, device=logits.device, dtype=logits.dtype)
+    )
+    if rule == "mean":
+        total = torch.zeros(n, width, device=logits.device, dtype=logits.dtype)
+        return total.scatter_add(0, idx, logits) / count.clamp(min=1)
+    top = torch.full((n, width), -math.inf, device=logits.device, dtype=logits.dtype)
+    top = top.scatter_reduce(0, idx, logits, reduce="amax", include_self=True)
+    if rule == "max":
+        return top
+    shift = top.detach()
+    total = torch.zeros(n, width, device=logits.device, dtype=logits.dtype)
+    total = total.scatter_add(0, idx, torch.exp(logits - shift[index]))
+    return shift + torch.log(total) - torch.log(count.clamp(min=1))
 
 
 def _autocast(device: torch.device, enabled: bool) -> Any:
@@ -184,47 +250,39 @@ def predict(
     pad_id: int = 0,
     on_batch: Callable[[int], None] | None = None,
 ) -> Predictions:
-    """Probabilities per example (chunks aggregated by max/mean) and the items to score."""
+    """Probabilities per example and the items to score. The windows of a chunked post are
+    pooled into one logit per post by `aggregate` (max / mean / lse, as in training); the loss
+    is per example (per post), over the targets that are known."""
     model.eval()
     use_types = features.token_type_ids is not None
     sampler = BucketBatchSampler(features.lengths(), batch_size, seed=0, shuffle=False)
     loader = DataLoader(
         FeatureDataset(features), batch_sampler=sampler, collate_fn=lambda b: collate(b, pad_id)
     )
-    row_probs = np.zeros((len(features), n_outputs), dtype=np.float64)
-    loss_sum, loss_n = 0.0, 0
+    row_logits = torch.zeros((len(features), n_outputs), dtype=torch.float32)
     for batch in loader:
         with _autocast(device, amp):
             logits = model(**_model_inputs(batch, device, use_types)).logits.float()
-        labels = batch["labels"].to(device)
-        loss_sum += float(F.binary_cross_entropy_with_logits(logits, labels, reduction="sum"))
-        loss_n += labels.numel()
-        row_probs[batch["row"].numpy()] = torch.sigmoid(logits).cpu().double().numpy()
+        row_logits[batch["row"]] = logits.cpu()
         if on_batch is not None:
             on_batch(len(batch["row"]))
     n_ex = features.n_examples
-    ex_index = np.asarray(features.example_index)
-    if aggregate == "mean":
-        sums = np.zeros((n_ex, n_outputs))
-        counts = np.zeros((n_ex, 1))
-        np.add.at(sums, ex_index, row_probs)
-        np.add.at(counts, ex_index, 1)
-        example_prob = sums / np.maximum(counts, 1)
-    else:
-        example_prob = np.zeros((n_ex, n_outputs))
-        np.maximum.at(example_prob, ex_index, row_probs)
-    # targets per example (first row of each example carries them)
+    ex_index = torch.as_tensor(features.example_index, dtype=torch.int64)
+    pooled = pool_logits(row_logits, ex_index, n_ex, aggregate) if len(ex_index) else row_logits
+    # targets per example (every row of an example carries them)
     targets = np.zeros((n_ex, n_outputs))
     crit_of = np.full(n_ex, -1, dtype=np.int64)
     for row, e in enumerate(features.example_index):
         targets[e] = features.labels[row]
         crit_of[e] = features.crit_index[row]
+    loss = float(masked_bce(pooled, torch.as_tensor(targets, dtype=torch.float32))) if n_ex else 0.0
+    example_prob = torch.sigmoid(pooled).double().numpy()
     if pair:
         crit, target, prob = crit_of, targets[:, 0], example_prob[:, 0]
     else:
         crit = np.tile(np.arange(n_outputs, dtype=np.int64), n_ex)
         target, prob = targets.reshape(-1), example_prob.reshape(-1)
-    return Predictions(crit, target, prob, example_prob, loss_sum / max(loss_n, 1))
+    return Predictions(crit, target, prob, example_prob, loss)
 
 
 def score(
@@ -281,14 +339,21 @@ def fit(
     n_outputs = 1 if pair else len(labels)
     # one logical batch size: each rank takes batch_size / world_size rows
     per_rank = max(1, tc.batch_size // dist.world_size)
-    sampler = BucketBatchSampler(
-        train_features.lengths(),
-        per_rank,
-        seed=config.seed,
-        bucket=tc.bucket_by_length,
-        rank=dist.rank,
-        num_replicas=dist.world_size,
+    # multi-instance: the windows of a post are one training example (pooled in the step)
+    per_post = not pair and config.model.chunking.train_unit == "post"
+    sampler_kw: dict[str, Any] = {
+        "seed": config.seed,
+        "bucket": tc.bucket_by_length,
+        "rank": dist.rank,
+        "num_replicas": dist.world_size,
+    }
+    sampler: BucketBatchSampler | ExampleBatchSampler = (
+        ExampleBatchSampler(train_features, per_rank, **sampler_kw)
+        if per_post
+        else BucketBatchSampler(train_features.lengths(), per_rank, **sampler_kw)
     )
+    example_of_row = torch.as_tensor(train_features.example_index, dtype=torch.int64)
+    aggregate = config.model.chunking.aggregate
     generator = torch.Generator()
     generator.manual_seed(config.seed)
     dataset: Any = train_dataset if train_dataset is not None else FeatureDataset(train_features)
@@ -319,7 +384,9 @@ def fit(
         torch.amp.GradScaler("cuda") if use_amp and not torch.cuda.is_bf16_supported() else None
     )
     pw = (
-        pos_weights(train_features, len(labels), pair, tc.max_pos_weight).to(device)
+        pos_weights(train_features, len(labels), pair, tc.max_pos_weight, per_example=per_post).to(
+            device
+        )
         if tc.class_weighting == "pos_weight"
         else None
     )
@@ -391,14 +458,31 @@ def fit(
                 t_step = time.perf_counter()
                 with _autocast(device, use_amp):
                     logits = net(**_model_inputs(batch, device, use_types)).logits
-                loss = _loss(logits, batch["labels"].to(device), batch["crit"].to(device), pw, pair)
+                labels_b = batch["labels"].to(device)
+                if per_post:  # one logit and one target per post
+                    _, local = torch.unique(example_of_row[batch["row"]], return_inverse=True)
+                    n_posts = int(local.max()) + 1
+                    local = local.to(device)
+                    logits = pool_logits(logits.float(), local, n_posts, aggregate)
+                    labels_b = torch.zeros(
+                        (n_posts, labels_b.shape[1]), device=device, dtype=labels_b.dtype
+                    ).index_copy(0, local, labels_b)
+                loss = _loss(logits, labels_b, batch["crit"].to(device), pw, pair)
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    raise NonFiniteLoss(
+                        f"the training loss became {loss_value} at epoch {epoch + 1}, step "
+                        f"{global_step + 1} (learning rate {scheduler.get_last_lr()[0]:.3g}); "
+                        "training stopped, the weights of the last steps are not kept",
+                        hint=_nonfinite_hint(ckpt_dir, history),
+                    )
                 scaled = loss / tc.grad_accum
                 if scaler is not None:
                     scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
                 else:
                     scaled.backward()  # type: ignore[no-untyped-call]
                 n_rows = len(batch["row"])
-                loss_sum += float(loss.detach()) * n_rows
+                loss_sum += loss_value * n_rows
                 loss_n += n_rows
                 last_micro = micro == len(sampler)
                 if micro % tc.grad_accum == 0 or last_micro:
@@ -422,7 +506,7 @@ def fit(
                 progress.advance(
                     f"epoch {epoch + 1}/{tc.epochs}",
                     1,
-                    loss=float(loss.detach()),
+                    loss=loss_value,
                     lr=lr,
                     samples_per_s=rows_global / max(step_time + wait, 1e-9),
                 )
@@ -431,7 +515,7 @@ def fit(
                     {
                         "epoch": epoch + 1,
                         "step": global_step,
-                        "loss": round(float(loss.detach()), 6),
+                        "loss": round(loss_value, 6),
                         "lr": lr,
                         "samples_per_s": round(rows_global / max(step_time + wait, 1e-9), 2),
                         "data_wait_s": round(wait, 6),

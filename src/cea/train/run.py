@@ -67,7 +67,12 @@ def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> Pr
     unknown = [lab for lab in labels if lab not in criteria]
     if unknown:
         raise ConfigError(f"task.labels: unknown criteria {', '.join(unknown)}")
-    result = load_dataset(config.data.format, config.data.path, all_labels)
+    bad = sorted(v for v in config.data.label_aliases.values() if v not in criteria)
+    if bad:
+        raise ConfigError(f"data.label_aliases: unknown criteria {', '.join(bad)}")
+    result = load_dataset(
+        config.data.format, config.data.path, all_labels, aliases=config.data.label_aliases
+    )
     ensure_usable(result, strict=config.data.strict)
     ds = result.dataset
     if config.task.level == "sentence" and ds.format != "redsm5":
@@ -243,7 +248,7 @@ def run_training(
     `Interrupted`; the last finished epoch's checkpoint stays the resume point."""
     import numpy as np
 
-    from cea.evaluate.metrics import tune_thresholds
+    from cea.evaluate.metrics import choose_thresholds
     from cea.model.backbone import resolve_backbone
     from cea.model.build import build_model, load_tokenizer
     from cea.train.features import featurize
@@ -370,14 +375,28 @@ def run_training(
         )
 
     val_pred = _pred("validation")
-    # rounded as stored in cea_meta.json, so later evaluations reproduce these metrics exactly
-    thresholds = np.round(
-        tune_thresholds(val_pred.crit, val_pred.target, val_pred.prob, len(data.labels)), 6
+    choice = choose_thresholds(
+        val_pred.crit,
+        val_pred.target,
+        val_pred.prob,
+        data.labels,
+        rule=config.train.thresholds,
+        seed=config.seed,
     )
+    # rounded as stored in cea_meta.json, so later evaluations reproduce these metrics exactly
+    thresholds = np.round(choice.values, 6)
     metrics = {"validation": score(val_pred, data.labels, thresholds).to_dict()}
     if feats.get("test") is not None and len(feats["test"]):
         metrics["test"] = score(_pred("test"), data.labels, thresholds).to_dict()
     final_split = "test" if "test" in metrics else "validation"
+    if final_split != "test":  # said, recorded, and refused by the registry gate
+        progress.event(
+            "warning",
+            {
+                "message": "no test split: the final metrics are on validation, which chose "
+                "the epoch and the thresholds (optimistic); the registry gate refuses this run"
+            },
+        )
     meta: dict[str, Any] = {
         "cea_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -390,8 +409,10 @@ def run_training(
         "thresholds": {
             lab: float(round(t, 6)) for lab, t in zip(data.labels, thresholds, strict=True)
         },
+        "threshold_rules": choice.rules,
         "metrics": metrics,
         "final_split": final_split,
+        "test_split": final_split == "test",
         "history": result.history,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
