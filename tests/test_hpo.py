@@ -158,6 +158,8 @@ def test_two_local_workers_share_the_journal(cli, hpo_data, tiny_backbone, tmp_p
         s.user_attrs["cea_worker"] for s in _load(_journal(runs / "optuna-journal.log"), "w2").trials
     )}  # fmt: skip
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids  # trials ran in the workers
+    ran = [tuple(sorted(t["params"].items())) for t in out["trials"] if not t["duplicate_of"]]
+    assert len(ran) == len(set(ran))  # workers seeded apart: no two runs of the same parameters
 
 
 def test_sqlite_refuses_parallel_workers(cli, tmp_path) -> None:
@@ -301,3 +303,86 @@ def test_parse_storage_kinds(tmp_path) -> None:
     assert parse_storage("postgres://u@h/db", default).url == "postgresql+psycopg://u@h/db"
     with pytest.raises(UsageError):
         parse_storage("mysql://u@h/db", default)
+
+
+# ---- issue #16: the value is the kept model's, failures are loud, draws are distinct --------
+
+
+def test_trial_value_is_the_kept_models_validation_metric(
+    cli, hpo_data, tiny_backbone, tmp_path
+) -> None:
+    runs = tmp_path / "hpo"
+    res = cli("hpo", *_base(hpo_data, tiny_backbone, runs), "--set", LR_ONLY, "--n-trials", "2",
+              "--study-name", "v", "--no-track", "--json")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    for t in out["trials"]:
+        if t["state"] != "COMPLETE":
+            continue
+        meta = json.loads((Path(t["run_dir"]) / "cea_meta.json").read_text())
+        # the model kept (its checkpoint, its stored thresholds), not the best epoch at 0.5
+        assert t["value"] == pytest.approx(meta["metrics"]["validation"]["macro_f1"])
+    study = _load(_journal(runs / "optuna-journal.log"), "v")
+    assert "kept checkpoint" in study.trials[0].user_attrs["value_source"]
+
+
+def test_a_broken_dataset_fails_every_trial_and_exits_6_without_best_config(
+    cli, tiny_backbone, tmp_path
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "redsm5_posts.csv").write_text("post_id,text\np1,hello\n")
+    (bad / "redsm5_annotations.csv").write_text("post_id,sentence\np1,x\n")  # columns missing
+    runs = tmp_path / "hpo"
+    res = cli("hpo", *_base(bad, tiny_backbone, runs), "--set", LR_ONLY, "--n-trials", "2",
+              "--study-name", "b", "--no-track")  # fmt: skip
+    assert res.exit_code == 6, res.stderr
+    assert "no trial completed" in res.stderr and "missing_column" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (runs / "b" / "best_config.yaml").exists()
+
+
+def test_a_space_key_that_names_no_field_is_refused_before_any_trial(
+    cli, hpo_data, tiny_backbone, tmp_path
+) -> None:
+    runs = tmp_path / "hpo"
+    space = "hpo.space={train.learning_rate: {type: float, low: 1.0e-5, high: 1.0e-3}}"
+    res = cli("hpo", *_base(hpo_data, tiny_backbone, runs), "--set", space, "--n-trials", "2",
+              "--study-name", "k", "--no-track")  # fmt: skip
+    assert res.exit_code == 3, res.stderr
+    assert "hpo.space.train.learning_rate" in res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 3  # one line and a hint, no traceback
+    assert not (runs / "optuna-journal.log").exists()  # nothing was started
+    bad_value = "hpo.space={train.batch_size: {type: categorical, choices: [16, -1]}}"
+    res = cli("hpo", *_base(hpo_data, tiny_backbone, runs), "--set", bad_value, "--n-trials", "1",
+              "--study-name", "k2", "--no-track")  # fmt: skip
+    assert res.exit_code == 3 and "-1" in res.stderr
+
+
+def test_fewer_complete_trials_than_the_minimum_is_exit_1(
+    cli, hpo_data, tiny_backbone, tmp_path
+) -> None:
+    runs = tmp_path / "hpo"
+    res = cli("hpo", *_base(hpo_data, tiny_backbone, runs), "--set", LR_ONLY, "--n-trials", "1",
+              "--set", "hpo.min_complete=2", "--study-name", "m", "--no-track")  # fmt: skip
+    assert res.exit_code == 1, res.stderr
+    assert "hpo.min_complete=2" in res.stderr
+
+
+def test_a_resumed_study_draws_new_parameters(cli, hpo_data, tiny_backbone, tmp_path) -> None:
+    runs = tmp_path / "hpo"
+    args = [*_base(hpo_data, tiny_backbone, runs), "--set", LR_ONLY, "--set", "train.epochs=1",
+            "--study-name", "r", "--no-track", "--json"]  # fmt: skip
+    assert cli("hpo", *args, "--n-trials", "1").exit_code == 0
+    res = cli("hpo", *args, "--n-trials", "2", "--resume")
+    assert res.exit_code == 0, res.stderr
+    lrs = [t["params"]["train.lr"] for t in json.loads(res.stdout)["trials"]]
+    assert len(lrs) == 2 and lrs[0] != lrs[1]
+
+
+def test_sampler_seeds_differ_per_worker_and_study_state() -> None:
+    from cea.hpo.study import sampler_seed
+
+    seeds = {sampler_seed(13, w, n) for w in range(4) for n in range(50)}
+    assert len(seeds) == 200
+    assert sampler_seed(13, 1, 0) == sampler_seed(13, 1, 0)  # reproducible

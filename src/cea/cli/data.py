@@ -261,14 +261,23 @@ def sample(
         int, typer.Option("--posts", "-n", min=1, max=100_000, help="Number of posts.")
     ] = 200,
     seed: SeedOpt = 13,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile", help="short (the bundled sample) or long (real post lengths, ~300 words)."
+        ),
+    ] = "short",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Write a synthetic dataset in the ReDSM5 layout (our own words, all ten labels)."""
-    from cea.data.sample import write_sample
+    from cea.data.sample import PROFILES, write_sample
+    from cea.errors import UsageError
 
     mode = set_mode(json_out, quiet)
-    stats = write_sample(out, posts, seed)
+    if profile not in PROFILES:
+        raise UsageError(f"--profile must be one of {', '.join(PROFILES)}")
+    stats = write_sample(out, posts, seed, profile)
     if mode.json:
         emit_json({"out": str(out), **stats.__dict__})
     else:

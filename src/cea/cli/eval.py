@@ -62,6 +62,17 @@ def eval_command(
             help="A B: two runs or groups (comma lists or globs, e.g. 'runs/base-*' 'runs/aug-*').",
         ),
     ] = None,
+    single_seed_ok: Annotated[
+        bool,
+        typer.Option(
+            "--single-seed-ok",
+            help="With --compare: give a verdict even with one run per group (no seed variance).",
+        ),
+    ] = False,
+    compare_out: Annotated[
+        Path | None,
+        typer.Option("--out", help="With --compare: folder for comparison.json and the plot."),
+    ] = None,
     split: Annotated[
         str, typer.Option("--split", help="test | validation | train | all.")
     ] = "test",
@@ -102,15 +113,24 @@ def eval_command(
 
     mode = set_mode(json_out, quiet)
     if compare is not None:
-        from cea.evaluate.compare import compare_groups, expand_group
+        from cea.evaluate.compare import compare_groups, expand_group, write_comparison
 
+        folder = compare_out or Path(f"compare-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+        if folder.exists():
+            raise UsageError(f"{folder} exists; comparisons are not overwritten", hint="give --out")
         result = compare_groups(
-            expand_group(compare[0]), expand_group(compare[1]), n_boot=max(n_boot, 200), seed=seed
+            expand_group(compare[0]),
+            expand_group(compare[1]),
+            n_boot=max(n_boot, 200),
+            seed=seed,
+            single_seed_ok=single_seed_ok,
         )
+        result["files"] = write_comparison(result, folder)
         if mode.json:
             emit_json(result)
         else:
             console.print(result["sentence"])
+            info(f"comparison and plot in {folder}")
         return
     if source is None:
         raise UsageError("give a run folder or models:/NAME@ALIAS, or --compare A B")

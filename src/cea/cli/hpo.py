@@ -87,6 +87,10 @@ class TrialPrinter(NullProgress):
         if kind == "trial":
             params = ", ".join(f"{k}={_short(v)}" for k, v in payload["params"].items())
             info(f"trial {payload['number']}: {params}")
+        elif kind == "trial_failed":
+            info(f"  trial {payload['number']} failed: {payload['error']}")
+        elif kind == "duplicate":
+            info(f"  trial {payload['number']}: same parameters as trial {payload['of']}, skipped")
         elif kind == "epoch":
             info(
                 f"  epoch {payload['epoch']}: val macro-F1 {payload.get('val_macro_f1', 0):.4f}, "
@@ -145,6 +149,7 @@ def hpo(
     no_track: Annotated[bool, typer.Option("--no-track", help="No MLflow runs.")] = False,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
+    worker_index: Annotated[int, typer.Option("--worker-index", hidden=True)] = 0,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -154,7 +159,13 @@ def hpo(
         return
     from cea.config import load_config
     from cea.errors import UsageError
-    from cea.hpo.study import TrialContext, make_objective, run_worker
+    from cea.hpo.study import (
+        TrialContext,
+        make_objective,
+        reseed_sampler,
+        run_worker,
+        validate_space,
+    )
     from cea.security.paths import safe_name
     from cea.tracking.base import NullTracker
     from cea.tracking.mlflow_tracker import MlflowTracker
@@ -164,6 +175,8 @@ def hpo(
         raise UsageError("give --n-trials N (or a subcommand: cea hpo show STUDY)")
     safe_name(study_name, what="study name")
     cfg = load_config(config, sets or [], {"tracking.uri": tracking_uri})
+    study_dir = Path(cfg.hpo.runs_dir) / study_name
+    validate_space(cfg, cfg.hpo.space, study_dir)  # before any study or trial exists
     spec = _storage(storage, cfg)
     if workers > 1 and not spec.parallel_safe:
         raise UsageError(
@@ -171,6 +184,7 @@ def hpo(
             hint="use the default journal file, or PostgreSQL for many hosts",
         )
     study = _open(spec, cfg, study_name, create=not resume)
+    reseed_sampler(study, cfg.seed, cfg.hpo, worker_index)
     if "cea_metric" not in study.user_attrs:  # for `cea hpo show`, which has no config
         study.set_user_attr("cea_metric", cfg.hpo.metric)
     track = cfg.tracking.enabled and not no_track
@@ -178,7 +192,6 @@ def hpo(
     parent_id: str | None = None
     if track:
         target, parent_id = _parent_run(study, cfg, study_name, tracking_uri)
-    study_dir = Path(cfg.hpo.runs_dir) / study_name
     if not worker:
         info(f"study {study_name} in {spec.display}: {n_trials} finished trials wanted")
     if workers > 1:
@@ -215,8 +228,30 @@ def hpo(
         _log_parent(target, parent_id, summary, study_dir)
     if mode.json:
         emit_json(summary)
-        return
-    _print_summary(summary)
+    else:
+        _print_summary(summary)
+    _check_outcome(summary, cfg.hpo.min_complete)
+
+
+def _check_outcome(summary: dict[str, Any], min_complete: int) -> None:
+    """No completed trial: exit 6 with the first failure's error (a data or config error
+    fails every trial alike). Fewer than hpo.min_complete: exit 1."""
+    from cea.errors import GateRefused, RuntimeFailure
+
+    complete = summary["states"].get("COMPLETE", 0)
+    if complete == 0:
+        failed = [t for t in summary["trials"] if t["state"] == "FAIL"]
+        first = next((t for t in failed if t.get("error")), None)
+        cause = f": trial {first['number']} failed with: {first['error']}" if first else ""
+        raise RuntimeFailure(
+            f"no trial completed ({len(failed)} failed){cause}",
+            hint="fix the cause and run again (with --resume to keep the study)",
+        )
+    if complete < min_complete:
+        raise GateRefused(
+            f"only {complete} trial(s) completed, fewer than hpo.min_complete={min_complete}",
+            hint="run more trials with --resume, or lower hpo.min_complete",
+        )
 
 
 def _spawn_workers(
@@ -251,7 +286,10 @@ def _spawn_workers(
         cmd += ["--tracking-uri", tracking_uri]
     url = f"journal:{spec.url}" if spec.kind == "journal" else spec.url
     env = {**os.environ, STORAGE_ENV: url}
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(k)]  # noqa: S603 - our own CLI
+    procs = [
+        subprocess.Popen([*cmd, "--worker-index", str(i + 1)], env=env)  # noqa: S603 - our own CLI
+        for i in range(k)
+    ]
     with graceful_stop() as should_stop:
         forwarded = False
         while any(p.poll() is None for p in procs):

@@ -213,8 +213,28 @@ def _fill(template: str, rng: random.Random) -> str:
     return template.format(when=rng.choice(_WHEN)) if "{when}" in template else template
 
 
-def generate_sample(n_posts: int, seed: int) -> tuple[list[tuple[str, str]], list[list[str]]]:
-    """Return (posts [(post_id, text)], annotation rows) of a synthetic ReDSM5-style dataset."""
+PROFILES = ("short", "long")
+
+
+def _filler_count(rng: random.Random, profile: str) -> int:
+    if profile == "long":
+        # lengths of real posts (ReDSM5: mean ~295 words, median ~200, a tail to thousands):
+        # lognormal sentence counts of ~9 words each, mean ~30, capped at 600
+        return min(600, int(rng.lognormvariate(3.1, 0.8)))
+    length_class = rng.random()
+    if length_class < 0.6:
+        return rng.randint(0, 3)
+    if length_class < 0.92:
+        return rng.randint(4, 10)
+    return rng.randint(25, 60)  # the long tail of real posts
+
+
+def generate_sample(
+    n_posts: int, seed: int, profile: str = "short"
+) -> tuple[list[tuple[str, str]], list[list[str]]]:
+    """Return (posts [(post_id, text)], annotation rows) of a synthetic ReDSM5-style dataset.
+    `profile="long"` draws post lengths like real posts (mean ~300 words, a long tail), with
+    the evidence in one or two places of the post."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not cryptography
     posts: list[tuple[str, str]] = []
     rows: list[list[str]] = []
@@ -237,13 +257,7 @@ def generate_sample(n_posts: int, seed: int) -> tuple[list[tuple[str, str]], lis
                 sentences.append((_fill(tmpl, rng), lab, 1))
         for lab in sorted(negated, key=LABELS.index):
             sentences.append((_fill(rng.choice(NEGATIVE[lab]), rng), lab, 0))
-        length_class = rng.random()
-        if length_class < 0.6:
-            n_filler = rng.randint(0, 3)
-        elif length_class < 0.92:
-            n_filler = rng.randint(4, 10)
-        else:  # the long tail of real posts
-            n_filler = rng.randint(25, 60)
+        n_filler = _filler_count(rng, profile)
         for _ in range(n_filler):
             sentences.append((rng.choice(FILLER), None, None))
         if not sentences:
@@ -275,8 +289,8 @@ def _csv_text(header: list[str], rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
-def write_sample(out: Path, n_posts: int, seed: int) -> SampleStats:
-    posts, rows = generate_sample(n_posts, seed)
+def write_sample(out: Path, n_posts: int, seed: int, profile: str = "short") -> SampleStats:
+    posts, rows = generate_sample(n_posts, seed, profile)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / POSTS_FILE, _csv_text(["post_id", "text"], [list(p) for p in posts]))
     atomic_write_text(

@@ -1,9 +1,13 @@
 """`cea eval --compare A B`: did B (e.g. with augmentation) beat A, beyond the noise?
 
-A and B are runs or groups of runs (several seeds each). Every run is scored on the posts that
-all runs hold out in their test split; the difference of the groups' mean macro-F1 gets a
-paired bootstrap interval (the same resampled posts for every run), and the spread across
-seeds within each group is reported next to it.
+A and B are runs or groups of runs (one per seed). Every run is scored on the test groups that
+all runs hold out (posts, or the data's `group` ids), at its own thresholds, with the one
+macro-F1 of `cea.evaluate.metrics`. The interval of the difference of the groups' mean
+macro-F1 is a two-level bootstrap: each resample draws runs within each group (seed variance)
+and test groups (data variance), so one lucky seed cannot read as "B beats A". With fewer than
+two runs per group there is no seed variance to resample: the difference is reported with
+"one seed: no verdict" unless the caller accepts a single seed. The post-only interval (every
+run held fixed) is reported next to it, to show what the seeds add.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from cea.errors import DataError, MissingResourceError, UsageError
+from cea.evaluate.metrics import f1_from_counts, label_counts, percentile_interval
 
 
 def expand_group(spec: str) -> list[Path]:
@@ -32,105 +37,245 @@ def expand_group(spec: str) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class RunScores:
+class RunInfo:
     run_dir: Path
-    pred: np.ndarray  # (posts, labels) decisions at the run's thresholds
-    target: np.ndarray
+    labels: tuple[str, ...]
+    test_groups: frozenset[str]
+    data_hash: str
 
 
-def _macro_f1(pred: np.ndarray, target: np.ndarray) -> float:
-    tp = (pred & target).sum(0)
-    fp = (pred & ~target).sum(0)
-    fn = (~pred & target).sum(0)
-    d = 2 * tp + fp + fn
-    return float(np.where(d > 0, 2 * tp / np.maximum(d, 1), 0.0).mean())
+def _run_info(run: Path) -> RunInfo:
+    try:
+        split = json.loads((run / "split.json").read_text(encoding="utf-8"))
+        meta = json.loads((run / "cea_meta.json").read_text(encoding="utf-8"))
+        return RunInfo(
+            run,
+            tuple(meta["labels"]),
+            frozenset(split["groups"].get("test", [])),
+            str(split["data_hash"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{run}: unreadable split.json or cea_meta.json ({exc})") from exc
 
 
-def _score(run: Path, post_ids: list[str]) -> RunScores:
-    import yaml
-
-    from cea.config import CeaConfig
+def _load_data(run: Path, expected_hash: str) -> Any:
+    """The run's dataset, checked against the hash its split recorded."""
     from cea.data.criteria import load_criteria
-    from cea.data.examples import build_post_examples
     from cea.data.readers import ensure_usable, load_dataset
+    from cea.train.run import saved_config
+
+    cfg = saved_config(run)
+    result = load_dataset(
+        cfg.data.format,
+        cfg.data.path,
+        tuple(load_criteria(cfg.data.criteria_file)),
+        aliases=cfg.data.label_aliases,
+    )
+    ensure_usable(result, strict=False)
+    ds = result.dataset
+    if ds.content_hash() != expected_hash:
+        raise DataError(
+            f"{run}: its data ({cfg.data.path}) changed since training "
+            f"(split hash {expected_hash[:12]}…, data now {ds.content_hash()[:12]}…)",
+            hint="compare runs on the data they were trained on",
+        )
+    return cfg, ds
+
+
+def _group_counts(
+    run: Path, ds: Any, labels: tuple[str, ...], groups: list[str]
+) -> tuple[np.ndarray, float, int, bool]:
+    """(counts per test group (G, 3, L): tp/fp/fn at the run's thresholds, macro-F1, posts,
+    whether groups hold several posts)."""
+    from cea.data.examples import build_post_examples
     from cea.evaluate.predictor import load_run_model, score_posts
 
     lm = load_run_model(run)
     if lm.pair:
         raise UsageError(f"{run}: --compare handles post-level runs only")
-    cfg = CeaConfig.model_validate(
-        yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    )
-    result = load_dataset(
-        cfg.data.format, cfg.data.path, tuple(load_criteria(cfg.data.criteria_file))
-    )
-    ensure_usable(result, strict=False)
-    by_id = {e.post_id: e for e in build_post_examples(result.dataset, lm.labels)}
-    exs = [by_id[p] for p in post_ids]
+    exs = build_post_examples(ds, labels, set(groups))
     probs = score_posts(lm, [e.text for e in exs])
-    return RunScores(run, probs >= lm.thresholds, np.array([e.labels for e in exs]) >= 0.5)
+    target = np.array([e.labels for e in exs], dtype=np.float64)
+    pred = probs >= lm.thresholds
+    index = {g: i for i, g in enumerate(groups)}
+    counts = np.zeros((len(groups), 3, len(labels)))
+    n_labels = len(labels)
+    crit = np.arange(n_labels)
+    for row, e in enumerate(exs):
+        keep = ~np.isnan(target[row])
+        y = target[row][keep] >= 0.5
+        counts[index[e.group_id]] += np.stack(
+            label_counts(crit[keep], y, pred[row][keep], n_labels)[:3]
+        )
+    macro = float(f1_from_counts(*counts.sum(0))[0])
+    return counts, macro, len(exs), any(e.group_id != e.post_id for e in exs)
 
 
-def _test_posts(run: Path) -> tuple[set[str], list[str], str]:
-    split = json.loads((run / "split.json").read_text(encoding="utf-8"))
-    meta = json.loads((run / "cea_meta.json").read_text(encoding="utf-8"))
-    return set(split["groups"].get("test", [])), list(meta["labels"]), str(split["data_hash"])
+def _macro_per_resample(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Macro-F1 of one run in each resample of test groups (weights: resamples x groups)."""
+    tp, fp, fn = (weights @ counts[:, k, :] for k in range(3))
+    return np.asarray(f1_from_counts(tp, fp, fn)[0])
+
+
+def bootstrap_difference(
+    counts: np.ndarray, na: int, *, n_boot: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap distributions of mean macro-F1(B) − mean macro-F1(A).
+
+    `counts` (runs, groups, 3, labels) holds each run's tp/fp/fn per test group; the first `na`
+    runs are A. Two-level: every resample draws test groups, and runs within A and within B
+    (with replacement), so the spread between seeds widens the interval. Posts only: the same
+    test groups, every run kept (what a single split's bootstrap sees)."""
+    runs, g = counts.shape[:2]
+    nb = runs - na
+    rng = np.random.default_rng(seed)
+    weights = np.stack(
+        [np.bincount(rng.integers(0, g, g), minlength=g) for _ in range(n_boot)]
+    ).astype(float)
+    macro = np.stack([_macro_per_resample(counts[r], weights) for r in range(runs)])
+    cols = np.arange(n_boot)[:, None]
+    pick_a = rng.integers(0, na, (n_boot, na))
+    pick_b = na + rng.integers(0, nb, (n_boot, nb))
+    two_level = macro[pick_b, cols].mean(1) - macro[pick_a, cols].mean(1)
+    posts_only = macro[na:].mean(0) - macro[:na].mean(0)
+    return two_level, posts_only
+
+
+def _verdict(lo: float, hi: float) -> str:
+    if lo > 0:
+        return "B is better than A"
+    if hi < 0:
+        return "A is better than B"
+    return "no reliable difference (the interval includes 0)"
 
 
 def compare_groups(
-    a: list[Path], b: list[Path], *, n_boot: int = 2000, seed: int = 13
+    a: list[Path],
+    b: list[Path],
+    *,
+    n_boot: int = 2000,
+    seed: int = 13,
+    single_seed_ok: bool = False,
 ) -> dict[str, Any]:
-    info = [_test_posts(r) for r in a + b]
-    if len({tuple(i[1]) for i in info}) != 1 or len({i[2] for i in info}) != 1:
+    """The difference B − A of mean test macro-F1 with a two-level bootstrap interval."""
+    info = [_run_info(r) for r in a + b]
+    if len({i.labels for i in info}) != 1 or len({i.data_hash for i in info}) != 1:
         raise UsageError("runs to compare must share labels and data (data hash)")
-    common = sorted(set.intersection(*(i[0] for i in info)))
+    labels = info[0].labels
+    common = sorted(frozenset.intersection(*(i.test_groups for i in info)))
     if len(common) < 5:
         raise DataError(
-            f"the runs share only {len(common)} test posts",
+            f"the runs share only {len(common)} test groups",
             hint="train the runs with one saved split (data.split_file) so they are scored on the same posts",
         )
-    sa = [_score(r, common) for r in a]
-    sb = [_score(r, common) for r in b]
-    full_a = [_macro_f1(s.pred, s.target) for s in sa]
-    full_b = [_macro_f1(s.pred, s.target) for s in sb]
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_boot)
-    n = len(common)
-    for i in range(n_boot):
-        idx = rng.integers(0, n, n)
-        ma = np.mean([_macro_f1(s.pred[idx], s.target[idx]) for s in sa])
-        mb = np.mean([_macro_f1(s.pred[idx], s.target[idx]) for s in sb])
-        diffs[i] = mb - ma
+    loaded: dict[tuple[str, str, str], Any] = {}
+    per_run = []
+    for i in info:  # every run's own data checked against its split's hash
+        cfg, ds = _load_data(i.run_dir, i.data_hash)
+        key = (cfg.data.format, cfg.data.path, json.dumps(cfg.data.label_aliases, sort_keys=True))
+        ds = loaded.setdefault(key, ds)
+        per_run.append(_group_counts(i.run_dir, ds, labels, common))
+    counts = np.stack([r[0] for r in per_run])  # (runs, groups, 3, labels)
+    full = [r[1] for r in per_run]
+    posts = per_run[0][2]
+    na, nb = len(a), len(b)
+    full_a, full_b = full[:na], full[na:]
     diff = float(np.mean(full_b) - np.mean(full_a))
-    lo, hi = (float(x) for x in np.percentile(diffs, [2.5, 97.5]))
-    if lo > 0:
-        verdict = "B is better than A"
-    elif hi < 0:
-        verdict = "A is better than B"
+
+    g = len(common)
+    two_level, posts_only = bootstrap_difference(counts, na, n_boot=n_boot, seed=seed)
+    (lo, hi), extended = percentile_interval(two_level, diff)
+    (plo, phi), _ = percentile_interval(posts_only, diff)
+    seeds = min(na, nb)
+    unit = "test groups" if per_run[0][3] else "test posts"
+    if seeds < 2 and not single_seed_ok:
+        verdict = "one seed: no verdict"
+        method = f"bootstrap over {g} {unit} only (one run per group carries no seed variance)"
     else:
-        verdict = "no reliable difference (the interval includes 0)"
+        verdict = _verdict(lo, hi)
+        method = (
+            f"two-level bootstrap over {na}+{nb} seeds and {g} {unit}"
+            if seeds >= 2
+            else f"bootstrap over {g} {unit}, single seed accepted (--single-seed-ok)"
+        )
     sentence = (
-        f"B − A macro-F1 = {diff:+.3f} [95% paired bootstrap over {n} test posts: {lo:+.3f}, {hi:+.3f}]; "
-        f"{verdict}. Spread across seeds (sd of macro-F1): A {np.std(full_a):.3f} over {len(a)} runs, "
-        f"B {np.std(full_b):.3f} over {len(b)} runs."
+        f"B − A macro-F1 = {diff:+.3f} [95% {method}: {lo:+.3f}, {hi:+.3f}]; {verdict}. "
+        f"A: {np.mean(full_a):.3f} (sd {np.std(full_a):.3f} over {na} seed{'s' * (na != 1)}), "
+        f"B: {np.mean(full_b):.3f} (sd {np.std(full_b):.3f} over {nb} seed{'s' * (nb != 1)}); "
+        f"posts-only interval {plo:+.3f}, {phi:+.3f}."
     )
+
+    def side(runs: list[Path], values: list[float]) -> dict[str, Any]:
+        return {
+            "runs": [str(r) for r in runs],
+            "macro_f1": values,
+            "mean": float(np.mean(values)),
+            "sd": float(np.std(values)),
+            "seeds": len(runs),
+        }
+
     return {
-        "a": {
-            "runs": [str(r) for r in a],
-            "macro_f1": full_a,
-            "mean": float(np.mean(full_a)),
-            "sd": float(np.std(full_a)),
-        },
-        "b": {
-            "runs": [str(r) for r in b],
-            "macro_f1": full_b,
-            "mean": float(np.mean(full_b)),
-            "sd": float(np.std(full_b)),
-        },
-        "posts": n,
+        "a": side(a, full_a),
+        "b": side(b, full_b),
+        "labels": list(labels),
+        "test_groups": g,
+        "posts": posts,
         "difference": diff,
         "interval": [lo, hi],
+        "interval_method": "two-level" if seeds >= 2 else "posts",
+        "posts_only_interval": [plo, phi],
+        "extended_to_estimate": extended,
         "n_boot": n_boot,
         "verdict": verdict,
         "sentence": sentence,
+        "data_hash": info[0].data_hash,
     }
+
+
+def write_comparison(result: dict[str, Any], folder: Path) -> list[str]:
+    """`comparison.json` and `comparison.png` (per-seed points and the difference's interval),
+    written together: a staging folder renamed into place."""
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cea.security.io import atomic_write_json
+
+    if folder.exists():
+        raise UsageError(f"{folder} exists; comparisons are not overwritten", hint="give --out")
+    stage = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        atomic_write_json(stage / "comparison.json", result, sort_keys=False)
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), width_ratios=[1.3, 1])
+        for x, key in ((0, "a"), (1, "b")):
+            vals = result[key]["macro_f1"]
+            jitter = np.linspace(-0.08, 0.08, len(vals)) if len(vals) > 1 else [0.0]
+            left.scatter(x + np.asarray(jitter), vals, zorder=3)
+            left.hlines(result[key]["mean"], x - 0.2, x + 0.2, color="black")
+        left.set_xticks([0, 1], ["A", "B"])
+        left.set_ylabel("test macro-F1 (one point per seed)")
+        left.set_title("runs")
+        d, (lo, hi), (plo, phi) = (
+            result["difference"], result["interval"], result["posts_only_interval"],
+        )  # fmt: skip
+        right.errorbar([0], [d], yerr=[[d - lo], [hi - d]], fmt="o", capsize=6,
+                       label=result["interval_method"])  # fmt: skip
+        right.errorbar([1], [d], yerr=[[d - plo], [phi - d]], fmt="s", capsize=6, color="grey",
+                       label="posts only")  # fmt: skip
+        right.axhline(0, color="grey", lw=1, ls="--")
+        right.set_xticks([0, 1], [result["interval_method"], "posts only"])
+        right.set_xlim(-0.6, 1.6)
+        right.set_title(f"B − A: {result['verdict']}", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(stage / "comparison.png", dpi=110)
+        plt.close(fig)
+        stage.rename(folder)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return [str(folder / "comparison.json"), str(folder / "comparison.png")]

@@ -22,6 +22,7 @@ from cea.errors import Interrupted
 from cea.progress import FanOut, NullProgress, ProgressSink
 
 PARENT_ATTR = "mlflow_parent_run_id"
+MAX_DUPLICATE_STREAK = 20
 WORKER_ATTR = "cea_worker"
 
 
@@ -35,6 +36,45 @@ def build_sampler(seed: int, hpo: HpoConfig) -> Any:
     return optuna.samplers.TPESampler(
         seed=seed, multivariate=True, n_startup_trials=hpo.n_startup_trials
     )
+
+
+def sampler_seed(seed: int, worker: int, trials_so_far: int) -> int:
+    """A sampler seed of its own for every worker and every (re)start of a study: two workers,
+    or a resumed study, seeded alike would draw the same parameters (trials 0 and 1 equal, the
+    first trial after --resume repeating trial 0)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, worker, trials_so_far]).generate_state(1)[0])
+
+
+def reseed_sampler(study: Any, seed: int, hpo: HpoConfig, worker: int) -> int:
+    n = len(study.get_trials(deepcopy=False))
+    value = sampler_seed(seed, worker, n)
+    study.sampler = build_sampler(value, hpo)
+    return value
+
+
+def validate_space(base: CeaConfig, space: dict[str, ParamSpec], runs_dir: Path) -> None:
+    """Every dimension's bounds and choices make a valid config, before the first trial:
+    a key that names no config field, or a value the schema refuses, is a config error
+    (exit 3) naming the key, not N failed trials."""
+    from cea.errors import ConfigError
+
+    for key, spec in space.items():
+        if spec.type == "categorical":
+            values = list(spec.choices or [])
+        elif spec.type == "int":
+            values = [int(spec.low or 0), int(spec.high or 0)]
+        else:
+            values = [float(spec.low or 0), float(spec.high or 0)]
+        for value in values:
+            try:
+                trial_config(base, {key: value}, "space-check", runs_dir)
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"hpo.space.{key}: the value {value!r} makes no valid config ({exc.message})",
+                    hint="a search-space key is a dotted config path, e.g. train.lr",
+                ) from exc
 
 
 def build_pruner(hpo: HpoConfig) -> Any:
@@ -131,10 +171,39 @@ def recover_dead_trials(study: Any, *, requeue: bool = True) -> list[int]:
     return recovered
 
 
+DUPLICATE_ATTR = "cea_duplicate_of"
+
+
 def finished(study: Any) -> int:
+    """Finished trials that count towards --n-trials (complete or pruned, not duplicates)."""
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if DUPLICATE_ATTR not in t.user_attrs
+    )
+
+
+def _duplicate_of(trial: Any, params: dict[str, Any]) -> int | None:
+    """A finished or running trial of the study with exactly these parameters."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    for t in trial.study.get_trials(deepcopy=False, states=states):
+        if t.number != trial.number and DUPLICATE_ATTR not in t.user_attrs and t.params == params:
+            return int(t.number)
+    return None
+
+
+def kept_model_value(meta: dict[str, Any], metric: str) -> float:
+    """The trial's value: `metric` of the model the run keeps (its selected checkpoint), on
+    validation, at the thresholds stored with it — the model a user of the best config gets,
+    not the best per-epoch number at 0.5."""
+    from cea.evaluate.metrics import metric_value
+
+    value = metric_value(meta["metrics"]["validation"], metric)
+    return float("nan") if value is None else value
 
 
 @dataclass
@@ -171,17 +240,20 @@ def trial_config(
         apply_override(tree, key.split("."), value)
     tree["output"]["run_name"] = run_name
     tree["output"]["runs_dir"] = str(runs_dir)
+    from pydantic import ValidationError
+
     try:
         return CeaConfig.model_validate(tree)
-    except Exception as exc:
-        raise ConfigError(f"hpo: trial parameters make an invalid config ({exc})") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{loc}: {first['msg']}") from exc
 
 
 def make_objective(ctx: TrialContext) -> Callable[[Any], float]:
     from cea.train.run import run_training
 
     metric = ctx.base.hpo.metric
-    higher = direction_of(metric) == "maximize"
 
     def objective(trial: Any) -> float:
         import optuna
@@ -189,6 +261,13 @@ def make_objective(ctx: TrialContext) -> Callable[[Any], float]:
         trial.set_user_attr(WORKER_ATTR, worker_identity())
         recover_dead_trials(trial.study)
         params = suggest(trial, ctx.base.hpo.space)
+        frozen = trial.study._storage.get_trial(trial._trial_id)
+        asked = "fixed_params" in frozen.system_attrs  # enqueued (or re-queued) on purpose
+        twin = None if asked else _duplicate_of(trial, params)
+        if twin is not None:  # no second run of the same parameters (not counted as finished)
+            trial.set_user_attr(DUPLICATE_ATTR, twin)
+            ctx.progress.event("duplicate", {"number": trial.number, "of": twin})
+            raise optuna.TrialPruned(f"same parameters as trial {twin}")
         name = f"trial-{trial.number:04d}"
         cfg = trial_config(ctx.base, params, name, ctx.study_dir)
         run_dir = ctx.study_dir / name
@@ -212,17 +291,33 @@ def make_objective(ctx: TrialContext) -> Callable[[Any], float]:
             tracker.log(tags={"cea.hpo.state": "PRUNED"})
             tracker.end("KILLED")
             raise
-        except BaseException:
+        except BaseException as exc:
+            ctx.progress.event("trial_failed", {"number": trial.number, "error": _error_text(exc)})
+            trial.set_user_attr("error", _error_text(exc))
+            trial.set_user_attr("exit_code", int(getattr(exc, "exit_code", 6)))
             tracker.log(tags={"cea.hpo.state": "FAIL"})
             tracker.end("FAILED")
             raise
-        values = [v for h in summary.meta["history"] if (v := _metric_of(h, metric)) is not None]
-        best = (max(values) if higher else min(values)) if values else float("nan")
-        tracker.log(metrics={f"hpo/{metric}": best}, tags={"cea.hpo.state": "COMPLETE"})
+        value = kept_model_value(summary.meta, metric)
+        trial.set_user_attr("best_epoch", summary.meta["best_epoch"])
+        trial.set_user_attr(
+            "value_source",
+            f"validation {metric} of the kept checkpoint (epoch {summary.meta['best_epoch']}) "
+            "at its stored thresholds",
+        )
+        tracker.log(metrics={f"hpo/{metric}": value}, tags={"cea.hpo.state": "COMPLETE"})
         tracker.end("FINISHED")
-        return best
+        return value
 
     return objective
+
+
+def _error_text(exc: BaseException) -> str:
+    from cea.errors import CeaError
+    from cea.tracking.redact import redact_text
+
+    text = exc.message if isinstance(exc, CeaError) else f"{exc.__class__.__name__}: {exc}"
+    return redact_text(text)[:500]
 
 
 def run_worker(
@@ -231,23 +326,37 @@ def run_worker(
 ) -> None:  # fmt: skip
     """Optimize until the study has `n_trials` finished trials (all workers together), the
     timeout passes, or too many trials failed; then fail what died on this host."""
-    from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
     def too_many_failures(study: Any, trial: Any) -> None:
         if len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) >= max_failed:
             study.stop()
 
+    def enough(study: Any, trial: Any) -> None:
+        if finished(study) >= n_trials:
+            study.stop()
+
+    streak = {"n": 0}
+
+    def exhausted(study: Any, trial: Any) -> None:
+        """Only duplicates for a while: the space has no new parameters left."""
+        streak["n"] = streak["n"] + 1 if DUPLICATE_ATTR in trial.user_attrs else 0
+        if streak["n"] >= MAX_DUPLICATE_STREAK:
+            study.stop()
+
+    import optuna
+
+    # optuna logs every failed trial with its traceback; cea reports one line per failure
+    # (TrialPrinter) and the first error at the end (CEA_DEBUG=1 keeps optuna's own logging)
+    if not os.environ.get("CEA_DEBUG"):
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
     recover_dead_trials(study)
     if finished(study) < n_trials:
         try:
             study.optimize(
                 objective,
                 timeout=timeout,
-                callbacks=[
-                    MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
-                    too_many_failures,
-                ],
+                callbacks=[enough, too_many_failures, exhausted],
                 catch=(Exception,),
                 gc_after_trial=True,
             )
@@ -288,6 +397,8 @@ def trials_table(study: Any) -> list[dict[str, Any]]:
                 "epochs_reported": len(t.intermediate_values),
                 "seconds": t.duration.total_seconds() if t.duration else None,
                 "run_dir": t.user_attrs.get("run_dir"),
+                "error": t.user_attrs.get("error"),
+                "duplicate_of": t.user_attrs.get(DUPLICATE_ATTR),
             }
         )
     return rows
