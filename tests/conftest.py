@@ -125,3 +125,9 @@ def small_sample(tmp_path: Path) -> Path:
     dest = tmp_path / "small"
     write_sample(dest, 60, seed=5)
     return dest
+
+
+@pytest.fixture
+def train_tracked(tiny_backbone: Path) -> Callable[..., Path]:
+    """`train_tracked(work, name, *overrides)`: a tracked tiny run trained through the CLI."""
+    return lambda work, name, *overrides: train_in(work, tiny_backbone, name, *overrides)

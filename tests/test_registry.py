@@ -208,3 +208,55 @@ def test_evidence_recall_at_k() -> None:
     # p1: gold {0, 3}; order 0,1,3,2 -> recall@1 .5, @2 .5, @4 1; p3: gold {8}, order 7,8
     assert out["recall_at_k"] == {"1": 0.25, "2": 0.75, "4": 1.0}
     assert out["hit_at_k"] == {"1": 0.5, "2": 1.0, "4": 1.0}
+
+
+# ---- issue #16: the gate reads the right number, from the gatekeeper's policy ---------------
+
+
+def test_gate_ignores_an_eval_of_other_data_and_can_gate_on_the_lower_bound(
+    cli, tracked_run: Path, store, tmp_path: Path
+) -> None:
+    from cea.tracking.registry import gate_metric
+
+    run = tmp_path / "run"
+    shutil.copytree(tracked_run, run, ignore=shutil.ignore_patterns("eval"))
+    meta = json.loads((run / "cea_meta.json").read_text())
+    res = cli("eval", str(run), "--name", "real", "--n-boot", "200", "--no-track", "--json")
+    assert res.exit_code == 0, res.stderr
+    real = json.loads(res.stdout)
+    point = gate_metric(run, meta, "macro_f1")
+    assert point.source == "eval/real" and point.value == real["metrics"]["macro_f1"]
+    lower = gate_metric(run, meta, "macro_f1", "lower")
+    assert lower.value == real["intervals"]["macro_f1"][0] <= point.value
+    # a newer evaluation of other data (hash differs), manifest rewritten: passed over
+    fake = run / "eval" / "fake"
+    shutil.copytree(run / "eval" / "real", fake)
+    report = json.loads((fake / "metrics.json").read_text())
+    report.update(name="fake", data_hash="0" * 64)
+    report["metrics"]["macro_f1"] = 0.99
+    (fake / "metrics.json").write_text(json.dumps(report))
+    write_manifest(fake)
+    chosen = gate_metric(run, meta, "macro_f1")
+    assert chosen.source == "eval/real" and chosen.value != 0.99
+    assert any("other data" in n for n in chosen.notes)
+
+
+def test_gate_on_lower_without_an_interval_and_a_run_without_test_split_are_refused(
+    cli, train_tracked, tmp_path: Path
+) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    # the run's own config tries to unprotect champion and lower the bar: ignored
+    run = train_tracked(work, "self", "registry.protected_aliases=[]",
+                   "registry.gate_min=0.0")  # fmt: skip
+    store = {"uri": json.loads((run / "tracking.json").read_text())["uri"]}
+    code, _, err = _register(cli, run, store, "--name", "g", "--alias", "champion",
+                             "--set", "registry.gate_on=lower", "--set", "registry.gate_min=0")  # fmt: skip
+    assert code == 1 and "needs an interval" in err
+    no_test = train_tracked(work, "notest", "data.split.test=0",
+                       "data.split.validation=0.3")  # fmt: skip
+    meta = json.loads((no_test / "cea_meta.json").read_text())
+    assert meta["final_split"] == "validation" and meta["test_split"] is False
+    code, _, err = _register(cli, no_test, store, "--name", "g", "--alias", "champion",
+                             "--set", "registry.gate_min=0")  # fmt: skip
+    assert code == 1 and "no test split" in err

@@ -47,7 +47,7 @@ def register_model(
         typer.Option(
             "--config",
             help="Config whose `registry` section (protected aliases, gate) applies "
-            "(default: the run's own).",
+            "(default: cea's defaults — never the gated run's own config).",
         ),
     ] = None,
     sets: SetOpt = None,
@@ -73,11 +73,16 @@ def register_model(
     if alias is not None and safe_name(alias, what="alias").isdigit():
         raise UsageError("--alias must not be a number (it would read as a version)")
     meta = verify_run_folder(run_dir)
-    if config or sets:
-        base = config if config else str(run_dir / "config.yaml")
-        cfg = load_config(base, sets or [], {})
+    # the gate's policy comes from the gatekeeper (--config/--set, else cea's defaults), never
+    # from the run being gated: a run trained with registry.gate_min=0 must not pass itself
+    gate = load_config(config, sets or [], {}).registry if (config or sets) else None
+    cfg = saved_config(run_dir)
+    if gate is not None:
+        cfg = cfg.model_copy(update={"registry": gate})
     else:
-        cfg = saved_config(run_dir)
+        from cea.config import RegistryConfig
+
+        cfg = cfg.model_copy(update={"registry": RegistryConfig()})
     target, run_id = _tracking_of(run_dir, tracking_uri, cfg.tracking.experiment)
     with tempfile.TemporaryDirectory(prefix="cea-register-") as tmp:
         reg = register_run(
@@ -88,6 +93,7 @@ def register_model(
             training_run_id=run_id,
             protected=cfg.registry.protected_aliases,
             metric_name=cfg.registry.gate_metric,
+            gate_on=cfg.registry.gate_on,
             minimum=cfg.registry.gate_min,
             card=model_card(run_dir, meta),
             work_dir=Path(tmp),

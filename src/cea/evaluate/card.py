@@ -11,17 +11,24 @@ from cea.evaluate.evaluation import fmt_optional
 from cea.security.manifest import check_manifest
 
 
-def newest_eval(run_dir: Path, split: str = "test") -> dict[str, Any] | None:
-    """The newest `cea eval` report of `split` whose manifest still verifies."""
+def verified_evals(run_dir: Path, split: str = "test") -> list[dict[str, Any]]:
+    """`cea eval` reports of `split` whose manifest still verifies, newest first."""
     found = []
     for path in (run_dir / "eval").glob("*/metrics.json"):
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if report.get("split") == split and check_manifest(path.parent).ok:
-            found.append((path.stat().st_mtime, report))
-    return max(found, key=lambda f: f[0])[1] if found else None
+        if isinstance(report, dict) and report.get("split") == split:
+            if check_manifest(path.parent).ok:
+                found.append((path.stat().st_mtime, report))
+    return [r for _, r in sorted(found, key=lambda f: -f[0])]
+
+
+def newest_eval(run_dir: Path, split: str = "test") -> dict[str, Any] | None:
+    """The newest `cea eval` report of `split` whose manifest still verifies."""
+    found = verified_evals(run_dir, split)
+    return found[0] if found else None
 
 
 def _metric_rows(per_label: dict[str, Any], ci: dict[str, list[float]] | None) -> list[str]:

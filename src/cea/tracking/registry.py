@@ -32,6 +32,8 @@ class GateMetric:
     name: str
     value: float | None
     source: str  # "eval/<name>" or "training/<split>"
+    refusal: str | None = None  # why this number cannot gate (no test split, no interval)
+    notes: tuple[str, ...] = ()  # evaluations passed over, and why
 
 
 @dataclass
@@ -57,16 +59,46 @@ def _version_with_weights(client: Any, name: str, weights_sha: str) -> Any:
     return max(same, key=lambda v: int(v.version)) if same else None
 
 
-def gate_metric(run_dir: Path, meta: dict[str, Any], metric: str) -> GateMetric:
-    """The newest verified `cea eval` on the test split, else the training-time test metrics."""
-    from cea.evaluate.card import newest_eval
+def gate_metric(
+    run_dir: Path, meta: dict[str, Any], metric: str, gate_on: str = "point"
+) -> GateMetric:
+    """What the promotion gate judges: the newest verified `cea eval` on the test split of the
+    run's own data (its data hash must be the run's), else the training-time test metrics.
+    `gate_on="lower"` takes the lower bound of the eval's 95 % interval (training metrics
+    have none). A run without a test split has no number to gate on: its final metrics are on
+    validation, which chose its epoch and thresholds."""
+    from cea.evaluate.card import verified_evals
 
-    report = newest_eval(run_dir, "test")
-    if report is not None:
-        return GateMetric(metric, float(report["metrics"][metric]), f"eval/{report['name']}")
+    label = metric if gate_on == "point" else f"{metric} (95 % lower bound)"
+    notes = []
+    for report in verified_evals(run_dir, "test"):
+        if report.get("data_hash") != meta.get("data_hash"):
+            notes.append(f"eval/{report['name']} scored other data (data hash differs): not used")
+            continue
+        if gate_on == "lower":
+            interval = report.get("intervals", {}).get(metric)
+            value = None if not interval else float(interval[0])
+        else:
+            value = float(report["metrics"][metric])
+        return GateMetric(label, value, f"eval/{report['name']}", notes=tuple(notes))
     split = str(meta.get("final_split", "test"))
+    if split != "test":
+        return GateMetric(
+            label, None, f"training/{split}",
+            refusal="the run has no test split (its metrics are on validation, which chose "
+            "the epoch and the thresholds); train with data.split.test > 0",
+            notes=tuple(notes),
+        )  # fmt: skip
+    if gate_on == "lower":
+        return GateMetric(
+            label, None, "training/test",
+            refusal=f"registry.gate_on=lower needs an interval: run `cea eval {run_dir} --split test`",
+            notes=tuple(notes),
+        )  # fmt: skip
     value = meta.get("metrics", {}).get(split, {}).get(metric)
-    return GateMetric(metric, None if value is None else float(value), f"training/{split}")
+    return GateMetric(
+        label, None if value is None else float(value), f"training/{split}", notes=tuple(notes)
+    )
 
 
 def gate_reasons(
@@ -81,10 +113,13 @@ def gate_reasons(
             f"the weights changed after training (sha256 {weights_sha[:12]}…, "
             f"training logged {trained_sha[:12]}…)"
         )
-    if metric.value is None:
+    if metric.refusal is not None:
+        reasons.append(metric.refusal)
+    elif metric.value is None:
         reasons.append(f"no {metric.name} to judge (run `cea eval RUN_DIR --split test`)")
     elif metric.value < minimum:
         reasons.append(f"{metric.name} {metric.value:.4f} ({metric.source}) < minimum {minimum}")
+    reasons += [n for n in metric.notes if reasons]  # what was passed over, when it matters
     return reasons
 
 
@@ -125,6 +160,7 @@ def register_run(
     metric_name: str,
     minimum: float,
     card: str,
+    gate_on: str = "point",
     work_dir: Path,
 ) -> Registration:
     """Verify, gate, log (models from code) and register; returns the new version."""
@@ -146,7 +182,7 @@ def register_run(
                 f"training run {training_run_id} is not in the tracking store {target.uri}",
                 hint="give the store the run was tracked in with --tracking-uri",
             ) from exc
-    metric = gate_metric(run_dir, meta, metric_name)
+    metric = gate_metric(run_dir, meta, metric_name, gate_on)
     if alias is not None and alias in protected:
         reasons = gate_reasons(
             weights_sha=weights_sha,
