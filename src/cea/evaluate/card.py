@@ -19,9 +19,9 @@ def verified_evals(run_dir: Path, split: str = "test") -> list[dict[str, Any]]:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(report, dict) and report.get("split") == split:
-            if check_manifest(path.parent).ok:
-                found.append((path.stat().st_mtime, report))
+        ok = isinstance(report, dict) and report.get("split") == split
+        if ok and check_manifest(path.parent).ok:
+            found.append((path.stat().st_mtime, report))
     return [r for _, r in sorted(found, key=lambda f: -f[0])]
 
 
