@@ -354,3 +354,114 @@ def test_identity_augmentation_retokenizes_to_the_base_rows(
     ds._backend = None
     assert [r["input_ids"] for r in ds.__getitems__(list(range(len(ds))))] == ds.f.input_ids
     assert ident.calls and all(r["aug"] is not None for r in rows if ds.chunk[r["row"]] == 0)
+
+
+# ---- issue #16: augmentation keeps the label (criteria lexicon) ---------------------------
+
+from cea.augment.lexicon import build_lexicon  # noqa: E402
+from cea.augment.policy import Augmentation  # noqa: E402
+
+_LEX_DESCRIPTIONS = {
+    "DEPRESSED_MOOD": "Feels sad, empty or hopeless, numb.",
+    "FATIGUE": "Feels tired, exhausted, without energy.",
+    "APPETITE_CHANGE": "Appetite or weight changes; clothes no longer fit; food tastes of cardboard.",
+}
+_LEX_WORDS = ["sad", "empty", "hopeless", "numb", "tired", "exhausted", "energy", "appetite",
+              "weight", "clothes", "fit", "longer", "cardboard", "tastes", "grieving"]  # fmt: skip
+_NEUTRAL = ["the", "bus", "was", "late", "today", "tried", "my", "parents", "called", "weeks",
+            "fine", "work", "shift", "movie", "kitchen", "rain"]  # fmt: skip
+
+
+def _lexicon():  # type: ignore[no-untyped-def]
+    texts = ["I was grieving all week", "grieving is hard", "still grieving my dad"]
+    texts += [f"a fine day number {i} at work" for i in range(17)]
+    pos = [["DEPRESSED_MOOD"]] * 3 + [[]] * 17
+    return build_lexicon(_LEX_DESCRIPTIONS, texts, pos)
+
+
+def test_lexicon_holds_descriptions_and_words_associated_in_training() -> None:
+    lx = _lexicon()
+    for w in ("sad", "Numb,", "tiredness", "cardboard", "grieving"):  # grieving: from the data
+        assert w in lx
+    for w in ("tried", "parents", "weeks", "fine", "bus"):
+        assert w not in lx
+    assert lx.introduced("I tried hard", "I tired hard") == ("tir",)
+
+
+class _Writer:
+    """An adversarial augmenter: writes whatever word it is given, bypassing every check
+    an augmenter could forget (as nlpaug or a masked LM would)."""
+
+    name, kind = "writer", "word"
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = words
+
+    def apply(self, tokens: Tokens, rng: random.Random, budget: int) -> int:
+        for _ in range(budget):
+            i = rng.randrange(len(tokens.words))
+            tokens.words[i] = rng.choice(self.words)
+        return budget
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(_NEUTRAL + _LEX_WORDS), min_size=3, max_size=30),
+    seed=st.integers(0, 10_000),
+    which=st.sampled_from(
+        [
+            "writer",
+            "char_swap",
+            "word_swap",
+            "word_delete",
+            "spelling",
+            "tfidf_substitute",
+            "tfidf_insert",
+        ]
+    ),  # fmt: skip
+)
+def test_no_augmented_text_gains_a_lexicon_word(words: list[str], seed: int, which: str) -> None:
+    from cea.augment.tfidf import TfidfModel
+
+    lx = _lexicon()
+    vocab = _NEUTRAL + _LEX_WORDS
+    res = Resources(tfidf=TfidfModel({w: 1.0 + (i % 4) for i, w in enumerate(vocab)}))
+    aug = _Writer(vocab) if which == "writer" else build(which, res)
+    policy = Augmentation(1.0, 3, 0.5, [aug], [1.0], Protection.build([], True, lx), seed, lx)
+    text = " ".join(words)
+    out = policy.augment(text, random.Random(seed))
+    assert not lx.introduced(text, out.text), (text, out.text)
+    # lexicon words of the original stay (locked: never replaced or dropped)
+    assert lx.counts(out.text) == lx.counts(text) or out.refused
+
+
+def test_the_issues_tfidf_examples_are_refused() -> None:
+    """'tastes grieving cardboard', 'The numb parents', 'no longer fit' -> 'no weeks fit'."""
+    from cea.augment.tfidf import TfidfModel
+
+    lx = _lexicon()
+    res = Resources(tfidf=TfidfModel({w: 2.0 for w in ["grieving", "numb", "weeks", "bus"]}))
+    policy = Augmentation(1.0, 2, 0.5, [build("tfidf_substitute", res)], [1.0],
+                          Protection.build([], True, lx), 0, lx)  # fmt: skip
+    for text in ("The food tastes like paper", "The happy parents", "My clothes no longer fit"):
+        for s in range(30):
+            out = policy.augment(text, random.Random(s))
+            assert not lx.introduced(text, out.text)
+            assert "longer" in out.text or "longer" not in text  # a lexicon word stays
+
+
+def test_preview_marks_near_misses(cli, small_sample: Path, tmp_path: Path) -> None:
+    res = cli("augment", "preview", "--config", "tiny", "-n", "60", "--json",
+              f"data.path={small_sample}", "augment.prob=1.0", "augment.ops_per_example=3",
+              "augment.augmenters={tfidf_substitute: 1.0, tfidf_insert: 1.0}",
+              *_cli_cache_args(tmp_path))  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["lexicon"]["FATIGUE"]  # the lexicon is shown
+    misses = [e for e in out["examples"] if e["near_misses"]]
+    assert misses  # the TF-IDF vocabulary of symptom posts is full of symptom words
+    human = cli("augment", "preview", "--config", "tiny", "-n", "60", f"data.path={small_sample}",
+                "augment.prob=1.0", "augment.ops_per_example=3",
+                "augment.augmenters={tfidf_substitute: 1.0, tfidf_insert: 1.0}",
+                *_cli_cache_args(tmp_path))  # fmt: skip
+    assert "near-miss" in human.stdout

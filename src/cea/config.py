@@ -163,6 +163,9 @@ class AugmentConfig(_Strict):
     )
     protected_terms: list[str] = []  # never replaced or dropped (besides negations)
     protect_negations: bool = True
+    # never write a criteria-lexicon word (descriptions + words associated with a criterion
+    # in the training split): an augmented negative must not read as a positive
+    lexicon_guard: bool = True
     allow_antonyms: bool = False
     mlm_path: str | None = None  # local masked-LM folder for contextual_mlm
     tfidf_min_df: int = Field(3, ge=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,9 +41,12 @@ class Protection:
     terms: frozenset[str] = frozenset()
     phrases: tuple[tuple[str, ...], ...] = ()
     negations: bool = True
+    lexicon: Container[str] = frozenset()  # criteria lexicon (cea.augment.lexicon)
 
     @classmethod
-    def build(cls, terms: Iterable[str], negations: bool = True) -> Protection:
+    def build(
+        cls, terms: Iterable[str], negations: bool = True, lexicon: Container[str] | None = None
+    ) -> Protection:
         single, multi = set(), []
         for term in terms:
             parts = tuple(bare(p) for p in term.split() if bare(p))
@@ -51,19 +54,23 @@ class Protection:
                 single.add(parts[0])
             elif parts:
                 multi.append(parts)
-        return cls(frozenset(single), tuple(multi), negations)
+        return cls(frozenset(single), tuple(multi), negations, lexicon or frozenset())
+
+    def _locked(self, w: str) -> bool:
+        return (
+            w in self.terms
+            or (self.negations and (w in NEGATIONS or w.endswith("n't")))
+            or (bool(w) and w in self.lexicon)
+        )
 
     def locks(self, word: str) -> bool:
-        """Would this word be locked? (An augmenter must not introduce a negation either.)"""
-        w = bare(word)
-        return w in self.terms or (self.negations and (w in NEGATIONS or w.endswith("n't")))
+        """Would this word be locked? (An augmenter must not introduce a negation or a
+        criteria-lexicon word either; a multi-word candidate is judged word by word.)"""
+        return any(self._locked(bare(part)) for part in word.replace("_", " ").split() or [""])
 
     def mask(self, words: list[str]) -> list[bool]:
         low = [bare(w) for w in words]
-        locked = [
-            w in self.terms or (self.negations and (w in NEGATIONS or w.endswith("n't")))
-            for w in low
-        ]
+        locked = [self._locked(w) for w in low]
         for phrase in self.phrases:
             n = len(phrase)
             for i in range(len(low) - n + 1):
@@ -80,6 +87,15 @@ class Tokens:
     words: list[str]
     locked: list[bool]
     protect: Protection = field(default_factory=Protection)
+    refused: list[str] = field(default_factory=list)  # candidates the protection turned down
+
+    def allows(self, new: str) -> bool:
+        """May an augmenter write this word? (Refusals are kept: `augment preview` shows
+        them as near-misses.)"""
+        if self.protect.locks(new):
+            self.refused.append(new)
+            return False
+        return True
 
     @classmethod
     def of(cls, text: str, protect: Protection) -> Tokens:

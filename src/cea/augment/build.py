@@ -22,6 +22,28 @@ def default_key_file() -> Path:
     return Path.home() / ".config" / "cea" / "cache.key"
 
 
+def lexicon_for(
+    cfg: AugmentConfig,
+    descriptions: dict[str, str],
+    labels: Sequence[str],
+    examples: Sequence[Any],
+) -> Any:
+    """The criteria lexicon of this training split (None when augment.lexicon_guard is off):
+    the descriptions of every criterion, and the words associated with the task's labels."""
+    from cea.augment.lexicon import build_lexicon
+
+    if not cfg.lexicon_guard:
+        return None
+    texts, positives = [], []
+    for e in examples:
+        texts.append(e.text)
+        if e.criterion is not None:  # a (criterion, sentence) pair
+            positives.append([e.criterion] if e.labels[0] == 1.0 else [])
+        else:
+            positives.append([c for c, y in zip(labels, e.labels, strict=True) if y == 1.0])
+    return build_lexicon(descriptions, texts, positives)
+
+
 def resources_for(
     cfg: AugmentConfig,
     train_texts: Sequence[str] | None,
@@ -53,7 +75,9 @@ def resources_for(
     return res, info
 
 
-def build_augmentation(cfg: AugmentConfig, seed: int, res: Resources) -> Augmentation:
+def build_augmentation(
+    cfg: AugmentConfig, seed: int, res: Resources, lexicon: Any = None
+) -> Augmentation:
     """Every configured augmenter must be available: a policy that silently dropped one would
     not be the policy the user (or the HPO search) chose."""
     augmenters, weights = [], []
@@ -74,6 +98,7 @@ def build_augmentation(cfg: AugmentConfig, seed: int, res: Resources) -> Augment
         max_replace_ratio=cfg.max_replace_ratio,
         augmenters=augmenters,
         weights=weights,
-        protection=Protection.build(cfg.protected_terms, cfg.protect_negations),
+        protection=Protection.build(cfg.protected_terms, cfg.protect_negations, lexicon),
         seed=seed,
+        lexicon=lexicon,
     )

@@ -163,7 +163,7 @@ def _choose(options: Sequence[str], tokens: Tokens, rng: random.Random) -> str |
     """A candidate that is not itself protected (never introduce a negation); a few tries."""
     for _ in range(4):
         new = rng.choice(options)
-        if not tokens.protect.locks(new):
+        if tokens.allows(new):
             return new
     return None
 
@@ -371,7 +371,7 @@ class Insert:
         for _ in range(budget):
             seed_word = bare(tokens.words[rng.choice(free)]) if free else ""
             new = self.source(seed_word, rng)
-            if not new or tokens.protect.locks(new):
+            if not new or not tokens.allows(new):
                 continue
             tokens.insert(rng.randint(0, len(tokens.words)), new)
             added += 1

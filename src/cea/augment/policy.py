@@ -32,6 +32,10 @@ class Outcome:
     text: str
     ops: tuple[tuple[str, int], ...]  # (augmenter, words changed)
     words: int  # words in the original text
+    # criteria-lexicon words the augmenters tried to write: refused candidates, and the words
+    # of a whole outcome refused because it still gained one (then `text` is the original)
+    near_misses: tuple[str, ...] = ()
+    refused: bool = False
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Augmentation:
     weights: list[float]
     protection: Protection
     seed: int
+    lexicon: Any = None  # cea.augment.lexicon.Lexicon: outcomes that gain or lose one are refused
 
     def rng_for(self, epoch: int, index: int) -> random.Random | None:
         """The example's rng when this epoch augments it, else None. The decision is a
@@ -66,7 +71,15 @@ class Augmentation:
             ops.append((aug.name, changed))
             budget -= changed
         new = tokens.text()
-        return Outcome(new if new.strip() else text, tuple(ops), n)
+        if not new.strip():
+            new = text
+        misses = tuple(tokens.refused)
+        if self.lexicon is not None and new != text:
+            moved = self.lexicon.changed(text, new)
+            if moved:  # whatever the augmenter: the label must not change with the text
+                return Outcome(text, tuple((name, 0) for name, _ in ops), n,
+                               misses + moved, refused=True)  # fmt: skip
+        return Outcome(new, tuple(ops), n, misses)
 
 
 @dataclass
@@ -78,9 +91,11 @@ class AugmentStats:
     per_augmenter: Counter[str] = field(default_factory=Counter)
     changed_words: int = 0
     words: int = 0
+    refused: int = 0  # outcomes refused for gaining a criteria-lexicon word
 
     def add(self, outcome: Outcome) -> None:
         self.augmented += 1
+        self.refused += int(outcome.refused)
         for name, changed in outcome.ops:
             self.per_augmenter[name] += 1
             self.changed_words += changed
@@ -92,4 +107,5 @@ class AugmentStats:
             "augmented": self.augmented,
             "per_augmenter": dict(sorted(self.per_augmenter.items())),
             "changed_word_ratio": round(self.changed_words / max(1, self.words), 6),
+            "refused_for_lexicon": self.refused,
         }

@@ -94,7 +94,7 @@ def preview_command(
 ) -> None:
     """Originals and augmented texts side by side: the first N training examples the policy
     augments in that epoch (same draw as `cea train`)."""
-    from cea.augment.build import build_augmentation, resources_for
+    from cea.augment.build import build_augmentation, lexicon_for, resources_for
     from cea.config import load_config
     from cea.train.run import prepare_data
 
@@ -109,7 +109,8 @@ def preview_command(
     res, loaded = resources_for(
         cfg.augment, [e.text for e in train], wordnet_roots=_wordnet_roots()
     )
-    aug = build_augmentation(cfg.augment, cfg.seed, res)
+    lexicon = lexicon_for(cfg.augment, data.descriptions, data.labels, train)
+    aug = build_augmentation(cfg.augment, cfg.seed, res, lexicon)
     shown: list[dict[str, Any]] = []
     for i, ex in enumerate(train):
         rng = aug.rng_for(epoch, i)
@@ -117,12 +118,26 @@ def preview_command(
             continue
         out = aug.augment(ex.text, rng)
         shown.append(
-            {"id": ex.example_id, "original": ex.text, "augmented": out.text, "ops": out.ops}
+            {
+                "id": ex.example_id,
+                "original": ex.text,
+                "augmented": out.text,
+                "ops": out.ops,
+                "near_misses": list(out.near_misses),  # lexicon words it was kept from writing
+                "refused": out.refused,
+            }
         )
         if len(shown) >= n:
             break
     if mode.json:
-        emit_json({"epoch": epoch, "resources": loaded, "examples": shown})
+        emit_json(
+            {
+                "epoch": epoch,
+                "resources": loaded,
+                "lexicon": lexicon.by_criterion if lexicon is not None else None,
+                "examples": shown,
+            }
+        )
         return
     table = Table(title=f"epoch {epoch}: {len(shown)} augmented training examples", show_lines=True)
     table.add_column("original", ratio=1)
@@ -132,6 +147,15 @@ def preview_command(
         table.add_row(  # Text(): a "[...]" in a post is not Rich markup
             Text(row["original"][:width]),
             Text(row["augmented"][:width]),
-            Text(", ".join(f"{name} ({k})" for name, k in row["ops"])),
+            Text(
+                ", ".join(f"{name} ({k})" for name, k in row["ops"])
+                + (
+                    f"\nnear-miss: {', '.join(row['near_misses'])}"
+                    + (" (outcome refused)" if row["refused"] else "")
+                    if row["near_misses"]
+                    else ""
+                ),
+                style="yellow" if row["near_misses"] else "",
+            ),
         )
     console.print(table)

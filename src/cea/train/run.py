@@ -153,12 +153,13 @@ def _log_examples(tracker: Tracker, examples: list[Example], run_dir: Path) -> N
 def _augmented_dataset(
     config: CeaConfig, data: PreparedData, tokenizer: Any, train: Any, feat_kwargs: dict[str, Any]
 ) -> Any:
-    from cea.augment.build import build_augmentation, resources_for
+    from cea.augment.build import build_augmentation, lexicon_for, resources_for
     from cea.augment.dataset import AugmentedDataset
 
     train_examples = data.examples["train"]
     res, _ = resources_for(config.augment, [e.text for e in train_examples])
-    augmentation = build_augmentation(config.augment, config.seed, res)
+    lexicon = lexicon_for(config.augment, data.descriptions, data.labels, train_examples)
+    augmentation = build_augmentation(config.augment, config.seed, res, lexicon)
     return AugmentedDataset(train, train_examples, tokenizer, augmentation, feat_kwargs)
 
 
