@@ -404,21 +404,15 @@ class _Writer:
         return budget
 
 
+_GUARDED = ["writer", "char_swap", "word_swap", "word_delete", "spelling", "tfidf_substitute",
+            "tfidf_insert"]  # fmt: skip
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     words=st.lists(st.sampled_from(_NEUTRAL + _LEX_WORDS), min_size=3, max_size=30),
     seed=st.integers(0, 10_000),
-    which=st.sampled_from(
-        [
-            "writer",
-            "char_swap",
-            "word_swap",
-            "word_delete",
-            "spelling",
-            "tfidf_substitute",
-            "tfidf_insert",
-        ]
-    ),  # fmt: skip
+    which=st.sampled_from(_GUARDED),
 )
 def test_no_augmented_text_gains_a_lexicon_word(words: list[str], seed: int, which: str) -> None:
     from cea.augment.tfidf import TfidfModel
