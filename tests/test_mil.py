@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -188,3 +189,13 @@ def test_masked_labels_train_and_score_without_nan(
     meta2 = run_training(fixed, tmp_path / "aliased").meta
     assert meta2["data_warnings"] < meta["data_warnings"]
     assert meta2["metrics"]["validation"]["per_label"]["FATIGUE"]["support"] > 0
+    # evaluation of the masked run: finite numbers, unknown targets written as null
+    from cea.evaluate.evaluation import evaluate_run
+
+    out = evaluate_run(tmp_path / "masked", split="validation", name="v", n_boot=100)
+    rows = [json.loads(x) for x in (out.folder / "predictions.jsonl").read_text().splitlines()]
+    assert any(r["targets"]["FATIGUE"] is None for r in rows)
+    assert "NaN" not in (out.folder / "predictions.jsonl").read_text()
+    assert math.isfinite(out.report["ece"])
+    assert "FATIGUE" in out.report["metrics"]["labels_without_positives"]
+    assert "left out of the macro averages" in (out.folder / "report.md").read_text()

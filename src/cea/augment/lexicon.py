@@ -29,7 +29,32 @@ _SUFFIXES = ("ingly", "fulness", "ness", "ment", "ings", "ing", "edly", "ed", "l
 
 # words of the descriptions' phrasing that carry no criterion
 BOILERPLATE = frozenset(
-    ["person", "describes", "described", "reports", "reported", "clear", "either", "used", "much", "well", "still", "making", "relevant", "content", "nine", "not", "usual", "unable", "carries", "recurring", "nearly", "every", "day", "feels"]
+    [
+        "person",
+        "describes",
+        "described",
+        "reports",
+        "reported",
+        "clear",
+        "either",
+        "used",
+        "much",
+        "well",
+        "still",
+        "making",
+        "relevant",
+        "content",
+        "nine",
+        "not",
+        "usual",
+        "unable",
+        "carries",
+        "recurring",
+        "nearly",
+        "every",
+        "day",
+        "feels",
+    ]
 )
 MIN_COUNT = 3  # texts of the criterion that contain the word
 MIN_RATIO = 3.0  # P(w | c) / P(w), smoothed

@@ -25,6 +25,8 @@ N_BINS = 10
 
 def expected_calibration_error(target: np.ndarray, prob: np.ndarray, bins: int = N_BINS) -> float:
     """Mean |accuracy - confidence| over equal-width probability bins, weighted by bin size."""
+    keep = ~np.isnan(target)  # unknown labels are no evidence either way
+    target, prob = target[keep], prob[keep]
     if len(prob) == 0:
         return 0.0
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -94,6 +96,8 @@ def _plots(
     import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve
 
+    keep = ~np.isnan(target)  # unknown (masked) labels are left out, as in the metrics
+    crit, target, prob = crit[keep], target[keep], prob[keep]
     written = []
     n = len(labels)
     cols = 5
@@ -168,6 +172,14 @@ def _markdown(report: dict[str, Any]) -> str:
         f"- macro-F1 **{m['macro_f1']:.3f}** [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}]",
         f"- micro-F1 **{m['micro_f1']:.3f}** [{ci['micro_f1'][0]:.3f}, {ci['micro_f1'][1]:.3f}]",
         f"- expected calibration error {report['ece']:.3f}",
+        *(
+            [
+                "- left out of the macro averages (no positive item in this split): "
+                + ", ".join(m["labels_without_positives"])
+            ]
+            if m.get("labels_without_positives")
+            else []
+        ),
         *(
             [
                 "- evidence (per post and criterion with gold sentences, "
@@ -305,8 +317,10 @@ def _write_eval(
                 prob=float(pred.example_prob[i, 0]),  # full precision: metrics reproduce exactly
             )
         else:
-            row.update(
-                targets=dict(zip(lm.labels, e.labels, strict=True)),
+            row.update(  # an unknown (masked) target is null, not NaN: valid JSON
+                targets={
+                    lab: (None if y != y else y) for lab, y in zip(lm.labels, e.labels, strict=True)
+                },
                 probs={
                     lab: float(p) for lab, p in zip(lm.labels, pred.example_prob[i], strict=True)
                 },
