@@ -8,6 +8,7 @@ their own manifest: training outputs are never modified.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,7 +320,8 @@ def _write_eval(
         else:
             row.update(  # an unknown (masked) target is null, not NaN: valid JSON
                 targets={
-                    lab: (None if y != y else y) for lab, y in zip(lm.labels, e.labels, strict=True)
+                    lab: (None if math.isnan(y) else y)
+                    for lab, y in zip(lm.labels, e.labels, strict=True)
                 },
                 probs={
                     lab: float(p) for lab, p in zip(lm.labels, pred.example_prob[i], strict=True)
