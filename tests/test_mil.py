@@ -72,18 +72,21 @@ def _features(windows: list[int], labels: list[tuple[float, ...]]) -> Features:
 
 def test_example_batches_keep_every_window_of_a_post_together() -> None:
     f = _features([1, 4, 2, 3, 1, 5], [(0.0,)] * 6)
-    sampler = ExampleBatchSampler(f, 2, seed=3)
+    sampler = ExampleBatchSampler(f, 4, seed=3)
     seen = []
     for batch in sampler:
         posts = {f.example_index[r] for r in batch}
-        assert len(posts) <= 2
+        assert len(batch) <= 4 or len(posts) == 1  # packed up to 4 windows; a longer post alone
         for p in posts:  # all windows of each post in this batch
             assert sorted(r for r in batch if f.example_index[r] == p) == [
                 r for r, e in enumerate(f.example_index) if e == p
             ]
         seen += batch
     assert sorted(seen) == list(range(len(f)))
-    assert len(sampler) == 3
+    assert len(sampler) == len(list(sampler))
+    assert list(sampler) == list(ExampleBatchSampler(f, 4, seed=3))  # (seed, epoch) only
+    halves = [list(ExampleBatchSampler(f, 4, seed=3, rank=r, num_replicas=2)) for r in (0, 1)]
+    assert len(halves[0]) == len(halves[1])
 
 
 def test_pos_weight_counts_a_post_once_and_skips_unknown_labels() -> None:
@@ -141,10 +144,10 @@ def test_a_diverging_loss_is_exit_6_one_line_and_a_failed_mlflow_run(
 ) -> None:
     import mlflow
 
-    _poison_loss(monkeypatch, 4)
+    _poison_loss(monkeypatch, 1)
     res = cli(
         "train", "--config", "tiny", "--backbone", str(tiny_backbone), "--run-name", "nan",
-        "-q", "train.batch_size=64", "tracking.system_metrics=false",
+        "-q", "train.batch_size=10000", "tracking.system_metrics=false",
     )  # fmt: skip
     assert res.exit_code == 6, res.stderr
     assert "training loss became nan at epoch 2" in res.stderr
@@ -160,9 +163,9 @@ def test_nonfinite_loss_is_caught_at_once(
     tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A forced NaN in the second epoch: RuntimeFailure, and epoch 1's best weights kept."""
-    _poison_loss(monkeypatch, 4)
+    _poison_loss(monkeypatch, 1)
     cfg = load_config("tiny", [f"model.backbone={tiny_backbone}", f"output.runs_dir={tmp_path}",
-                               "output.run_name=poison", "train.batch_size=64"])  # fmt: skip
+                               "output.run_name=poison", "train.batch_size=10000"])  # fmt: skip
     with pytest.raises(RuntimeFailure) as exc:
         run_training(cfg, tmp_path / "poison")
     assert exc.value.exit_code == 6

@@ -165,6 +165,15 @@ def collate(batch: list[dict[str, Any]], pad_id: int = 0) -> dict[str, Any]:
     return out
 
 
+def for_rank(batches: list[list[int]], rank: int, num_replicas: int) -> list[list[int]]:
+    """Every num_replicas-th batch, after padding to equal counts on every rank (repeats)."""
+    if num_replicas <= 1:
+        return batches
+    while len(batches) % num_replicas:
+        batches.append(batches[len(batches) % max(1, len(batches))])
+    return batches[rank::num_replicas]
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Seeded batches of similar length: shuffle, sort within pools of 50 batches, shuffle batches.
 
@@ -208,12 +217,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         batches = [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
-        if self.num_replicas > 1:
-            # equal batch counts on every rank (pad by repeating), then stride
-            while len(batches) % self.num_replicas:
-                batches.append(batches[len(batches) % max(1, len(batches))])
-            batches = batches[self.rank :: self.num_replicas]
-        return batches
+        return for_rank(batches, self.rank, self.num_replicas)
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches())
@@ -232,21 +236,76 @@ def rows_by_example(features: Features) -> list[list[int]]:
 
 
 class ExampleBatchSampler(Sampler[list[int]]):
-    """Batches of whole examples: every window of a post lands in the same batch, so the model
-    step can pool them into one post logit (multi-instance training). `batch_size` counts
-    examples; bucketing sorts by an example's total tokens."""
+    """Batches of whole examples for multi-instance training: every window of a post lands in
+    the same batch, so the model step can pool them into one post logit. Posts are packed until
+    the batch holds `batch_size` windows (a longer post goes alone), so a step costs what a
+    per-window step costs and an epoch has as many steps. Seeded by (seed, epoch) only; with
+    `bucket`, posts of similar total length are packed together."""
 
-    def __init__(self, features: Features, batch_size: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        features: Features,
+        batch_size: int,
+        *,
+        seed: int,
+        shuffle: bool = True,
+        bucket: bool = True,
+        pool_batches: int = 50,
+        rank: int = 0,
+        num_replicas: int = 1,
+    ) -> None:
         self.rows = rows_by_example(features)
-        lengths = [sum(len(features.input_ids[r]) for r in rows) for rows in self.rows]
-        self.inner = BucketBatchSampler(lengths, batch_size, **kwargs)
+        self.tokens = [sum(len(features.input_ids[r]) for r in rows) for rows in self.rows]
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.bucket = bucket
+        self.pool = batch_size * pool_batches  # windows per sorting pool
+        self.rank = rank
+        self.num_replicas = num_replicas
+        self.epoch = 0
+        self._cache: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
-        self.inner.set_epoch(epoch)
+        self.epoch = epoch
+
+    def _example_batches(self) -> list[list[int]]:
+        if self._cache is not None and self._cache[0] == self.epoch:
+            return self._cache[1]
+        idx = [e for e in range(len(self.rows)) if self.rows[e]]
+        rng = random.Random(self.seed * 100_003 + self.epoch)  # noqa: S311 - data order only
+        if self.shuffle:
+            rng.shuffle(idx)
+        if self.bucket:
+            pools, current, windows = [], [], 0
+            for e in idx:
+                current.append(e)
+                windows += len(self.rows[e])
+                if windows >= self.pool:
+                    pools.append(current)
+                    current, windows = [], 0
+            pools.append(current)
+            idx = [e for pool in pools for e in sorted(pool, key=lambda k: self.tokens[k])]
+        batches: list[list[int]] = []
+        current, windows = [], 0
+        for e in idx:
+            k = len(self.rows[e])
+            if current and windows + k > self.batch_size:
+                batches.append(current)
+                current, windows = [], 0
+            current.append(e)
+            windows += k
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            rng.shuffle(batches)
+        batches = for_rank(batches, self.rank, self.num_replicas)
+        self._cache = (self.epoch, batches)
+        return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.inner:
+        for batch in self._example_batches():
             yield [r for e in batch for r in self.rows[e]]
 
     def __len__(self) -> int:
-        return len(self.inner)
+        return len(self._example_batches())
