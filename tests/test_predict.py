@@ -185,3 +185,51 @@ def test_eval_of_the_evidence_model_reports_recall_at_k(cli, runs) -> None:
     r = [ev["recall_at_k"][k] for k in ("1", "3", "5")]
     assert 0.0 <= r[0] <= r[1] <= r[2] <= 1.0  # recall@k grows with k
     assert all(ev["hit_at_k"][k] >= ev["recall_at_k"][k] for k in ("1", "3", "5"))
+
+
+# ---- issue #17: devices, batch sizes, batched evidence, posts/s ----------------------------
+
+
+def test_evidence_batched_across_posts_equals_post_by_post(runs) -> None:
+    from cea.evaluate.predictor import load_run_model, top_evidence, top_evidence_batch
+
+    ev = load_run_model(runs["pairs"], device="cpu", batch_size=7)
+    texts = [*TEXTS, "One sentence only", TEXTS[0]]
+    batched = top_evidence_batch(ev, texts, 3)
+    for text, got in zip(texts, batched, strict=True):
+        want = top_evidence(ev, text, 3)
+        assert {k: [s["sentence"] for s in v] for k, v in got.items()} == {
+            k: [s["sentence"] for s in v] for k, v in want.items()
+        }
+        for lab in want:
+            for a, b in zip(got[lab], want[lab], strict=True):
+                assert a["prob"] == pytest.approx(b["prob"], abs=1e-5)
+
+
+def test_device_and_batch_size_options(cli, runs, tmp_path: Path) -> None:
+    import torch
+
+    out = tmp_path / "o.jsonl"
+    res = _predict(cli, runs["post"], tmp_path, out, "--device", "cpu", "--batch-size", "3",
+                   "--json")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["device"] == "cpu" and summary["posts_per_s"] > 0
+    small = [json.loads(x)["probs"] for x in out.read_text().splitlines()]
+    _predict(cli, runs["post"], tmp_path, tmp_path / "b.jsonl", "--batch-size", "64")
+    big = [json.loads(x)["probs"] for x in (tmp_path / "b.jsonl").read_text().splitlines()]
+    for a, b in zip(small, big, strict=True):  # batching never changes a probability
+        assert a == pytest.approx(b, abs=2e-6)
+    assert "posts/s" in _predict(cli, runs["post"], tmp_path, tmp_path / "c.jsonl").stdout
+    bogus = _predict(cli, runs["post"], tmp_path, tmp_path / "d.jsonl", "--device", "tpu")
+    assert bogus.exit_code == 2
+    if not torch.cuda.is_available():  # asked for a GPU that is not there: one line, exit 4
+        res = _predict(cli, runs["post"], tmp_path, tmp_path / "e.jsonl", "--device", "cuda")
+        assert res.exit_code == 4 and "no CUDA device" in res.stderr
+        assert not (tmp_path / "e.jsonl").exists()
+        res = cli("eval", str(runs["post"]), "--device", "cuda", "--no-track")
+        assert res.exit_code == 4 and "Traceback" not in res.stderr
+    res = cli("eval", str(runs["post"]), "--device", "cpu", "--batch-size", "5", "--json",
+              "--n-boot", "100", "--no-track", "--name", "dev")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["device"] == "cpu"

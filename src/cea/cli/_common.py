@@ -28,6 +28,10 @@ STATE = OutputMode()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only results.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present) | cpu | cuda.")]
+BatchSizeOpt = Annotated[
+    int, typer.Option("--batch-size", min=1, max=65536, help="Examples per forward pass.")
+]
 # the same key.path=value overrides on every command that takes a config (train and augment
 # also take them as plain arguments)
 SetOpt = Annotated[

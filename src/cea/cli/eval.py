@@ -10,7 +10,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mode
+from cea.cli._common import (
+    BatchSizeOpt,
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    console,
+    emit_json,
+    info,
+    set_mode,
+)
 
 
 def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Path) -> str | None:
@@ -102,6 +111,8 @@ def eval_command(
     no_track: Annotated[
         bool, typer.Option("--no-track", help="Do not log to the run's MLflow run.")
     ] = False,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 64,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -124,6 +135,8 @@ def eval_command(
             n_boot=max(n_boot, 200),
             seed=seed,
             single_seed_ok=single_seed_ok,
+            device=device,
+            batch_size=batch_size,
         )
         result["files"] = write_comparison(result, folder)
         if mode.json:
@@ -149,6 +162,8 @@ def eval_command(
             data_path=data,
             out_root=out_root,
             source=source if registered is not None else None,
+            device=device,
+            batch_size=batch_size,
         )
     tracked = None
     if not no_track and registered is None:

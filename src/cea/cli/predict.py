@@ -9,7 +9,17 @@ from typing import Annotated, Any
 
 import typer
 
-from cea.cli._common import JsonOpt, QuietOpt, emit_json, err_console, info, set_mode, show_progress
+from cea.cli._common import (
+    BatchSizeOpt,
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    emit_json,
+    err_console,
+    info,
+    set_mode,
+    show_progress,
+)
 
 
 def _read_inputs(path: Path) -> tuple[list[tuple[int, str, str]], list[dict[str, Any]]]:
@@ -77,6 +87,8 @@ def predict(
     strict: Annotated[
         bool, typer.Option("--strict", help="Any bad line: exit 5, write nothing.")
     ] = False,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 64,
     tracking_uri: Annotated[
         str | None,
         typer.Option(
@@ -87,9 +99,16 @@ def predict(
     quiet: QuietOpt = False,
 ) -> None:
     """Criteria probabilities and decisions (thresholds of the run) for new texts."""
+    import time
+
     from cea.cli.register import resolve_model_source
     from cea.errors import DataError, UsageError
-    from cea.evaluate.predictor import load_run_model, score_posts, top_evidence
+    from cea.evaluate.predictor import (
+        inference_device,
+        load_run_model,
+        score_posts,
+        top_evidence_batch,
+    )
     from cea.security.io import atomic_path
 
     mode = set_mode(json_out, quiet)
@@ -107,10 +126,15 @@ def predict(
         )
     if not good:
         raise DataError(f"{input_file}: no line to score")
+    inference_device(device)  # a bad or absent device is said before anything is loaded
     with tempfile.TemporaryDirectory(prefix="cea-model-") as fetched:
         run_dir, registered = resolve_model_source(model, tracking_uri, Path(fetched))
-        lm = load_run_model(run_dir)
-    ev = load_run_model(evidence_model) if evidence_model else None
+        lm = load_run_model(run_dir, device=device, batch_size=batch_size)
+    ev = (
+        load_run_model(evidence_model, device=device, batch_size=batch_size)
+        if evidence_model
+        else None
+    )
     if ev is not None and not ev.pair:
         raise UsageError(f"{evidence_model} is not a sentence-level (pair) model")
     progress = None
@@ -120,12 +144,14 @@ def predict(
         progress = Progress(console=err_console)
         progress.start()
         task = progress.add_task("scoring", total=len(good))
+    started = time.perf_counter()
     try:
         with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8") as fh:
             for start in range(0, len(good), batch):
                 part = good[start : start + batch]
                 probs = score_posts(lm, [t for _, _, t in part])
-                for (_, rid, text), row in zip(part, probs, strict=True):
+                evidence = top_evidence_batch(ev, [t for _, _, t in part], top_k) if ev else None
+                for j, ((_, rid, _text), row) in enumerate(zip(part, probs, strict=True)):
                     # decided on the value written (6 decimals, like the stored thresholds),
                     # so every output line is consistent with itself
                     shown = [round(float(p), 6) for p in row]
@@ -137,17 +163,21 @@ def predict(
                             for lab, p, t in zip(lm.labels, shown, lm.thresholds, strict=True)
                         },
                     }
-                    if ev is not None:
-                        rec["evidence"] = top_evidence(ev, text, top_k)
+                    if evidence is not None:
+                        rec["evidence"] = evidence[j]
                     fh.write(json.dumps(rec) + "\n")
                 if progress is not None:
                     progress.update(task, advance=len(part))
     finally:
         if progress is not None:
             progress.stop()
+    seconds = time.perf_counter() - started
     summary = {
         "output": str(output),
         "scored": len(good),
+        "device": str(lm.device),
+        "seconds": round(seconds, 3),
+        "posts_per_s": round(len(good) / max(seconds, 1e-9), 2),
         "bad_lines": bad,
         "model": model,
         "registered": registered and {k: registered[k] for k in ("name", "version")},
@@ -156,6 +186,7 @@ def predict(
         emit_json(summary)
     else:
         info(
-            f"scored {len(good)} texts into {output}"
+            f"scored {len(good)} texts into {output} on {summary['device']} "
+            f"({summary['posts_per_s']:.1f} posts/s)"
             + (f"; {len(bad)} bad lines skipped" if bad else "")
         )

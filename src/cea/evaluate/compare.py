@@ -83,14 +83,14 @@ def _load_data(run: Path, expected_hash: str) -> Any:
 
 
 def _group_counts(
-    run: Path, ds: Any, labels: tuple[str, ...], groups: list[str]
+    run: Path, ds: Any, labels: tuple[str, ...], groups: list[str], device: str, batch_size: int
 ) -> tuple[np.ndarray, float, int, bool]:
     """(counts per test group (G, 3, L): tp/fp/fn at the run's thresholds, macro-F1, posts,
     whether groups hold several posts)."""
     from cea.data.examples import build_post_examples
     from cea.evaluate.predictor import load_run_model, score_posts
 
-    lm = load_run_model(run)
+    lm = load_run_model(run, device=device, batch_size=batch_size)
     if lm.pair:
         raise UsageError(f"{run}: --compare handles post-level runs only")
     exs = build_post_examples(ds, labels, set(groups))
@@ -156,6 +156,8 @@ def compare_groups(
     n_boot: int = 2000,
     seed: int = 13,
     single_seed_ok: bool = False,
+    device: str = "auto",
+    batch_size: int = 64,
 ) -> dict[str, Any]:
     """The difference B − A of mean test macro-F1 with a two-level bootstrap interval."""
     info = [_run_info(r) for r in a + b]
@@ -174,7 +176,7 @@ def compare_groups(
         cfg, ds = _load_data(i.run_dir, i.data_hash)
         key = (cfg.data.format, cfg.data.path, json.dumps(cfg.data.label_aliases, sort_keys=True))
         ds = loaded.setdefault(key, ds)
-        per_run.append(_group_counts(i.run_dir, ds, labels, common))
+        per_run.append(_group_counts(i.run_dir, ds, labels, common, device, batch_size))
     counts = np.stack([r[0] for r in per_run])  # (runs, groups, 3, labels)
     full = [r[1] for r in per_run]
     posts = per_run[0][2]

@@ -222,6 +222,8 @@ def evaluate_run(
     data_path: str | None = None,
     out_root: Path | None = None,
     source: str | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
 ) -> EvalOutput:
     """Score the run on `split`; outputs in `out_root/name` (default `RUN_DIR/eval/name`)."""
     from cea.data.criteria import load_criteria
@@ -232,7 +234,7 @@ def evaluate_run(
     from cea.security.paths import safe_child
     from cea.train.run import saved_config
 
-    lm = load_run_model(run_dir)
+    lm = load_run_model(run_dir, device=device, batch_size=batch_size)
     cfg = saved_config(run_dir)
     criteria = load_criteria(cfg.data.criteria_file)
     result = load_dataset(
@@ -307,6 +309,7 @@ def _write_eval(
         "ece": expected_calibration_error(pred.target, pred.prob),
         "ece_per_label": ece_per,
         "thresholds": {lab: float(t) for lab, t in zip(lm.labels, lm.thresholds, strict=True)},
+        "device": str(lm.device),
     }
     lines = []
     for i, e in enumerate(exs):  # ids and numbers only: no text in the predictions file

@@ -22,6 +22,11 @@ class LoadedModel:
     labels: tuple[str, ...]
     thresholds: np.ndarray
     pair: bool
+    batch_size: int = 64  # examples per forward pass
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
 
     @property
     def descriptions(self) -> dict[str, str]:
@@ -52,20 +57,41 @@ def verify_run_folder(run_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def load_run_model(run_dir: Path) -> LoadedModel:
-    """Verify the run folder (manifest + artifact scan) before anything in it is loaded."""
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def inference_device(choice: str = "auto") -> Any:
+    """`auto`: the first CUDA device when there is one, else the CPU; `cuda` without one is
+    a missing resource (exit 4)."""
+    import torch
+
+    if choice not in DEVICES:
+        raise UsageError(f"--device must be one of {', '.join(DEVICES)}, not {choice!r}")
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise MissingResourceError("--device cuda, but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def load_run_model(run_dir: Path, *, device: str = "auto", batch_size: int = 64) -> LoadedModel:
+    """Verify the run folder (manifest + artifact scan) before anything in it is loaded; the
+    model goes to `device` (auto: CUDA when present)."""
     from cea.model.build import load_trained
 
+    target = inference_device(device)
     meta = verify_run_folder(run_dir)
     model, tokenizer = load_trained(run_dir)
+    model.to(target)
     labels = tuple(meta["labels"])
     thresholds = np.array([meta["thresholds"][lab] for lab in labels], dtype=np.float64)
     return LoadedModel(
-        run_dir, meta, model, tokenizer, labels, thresholds, bool(meta["pair_encoding"])
-    )
+        run_dir, meta, model, tokenizer, labels, thresholds, bool(meta["pair_encoding"]),
+        batch_size,
+    )  # fmt: skip
 
 
-def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int = 64) -> Any:
+def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int | None = None) -> Any:
     """Featurize and score examples the way the run was trained (chunking / pair encoding)."""
     from cea.train.features import featurize
     from cea.train.loop import predict
@@ -84,8 +110,8 @@ def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int = 64) -> A
     return predict(
         lm.model,
         feats,
-        device=next(lm.model.parameters()).device,
-        batch_size=batch_size,
+        device=lm.device,
+        batch_size=batch_size or lm.batch_size,
         pair=lm.pair,
         n_outputs=1 if lm.pair else len(lm.labels),
         aggregate=str(ch["aggregate"]),
@@ -93,7 +119,7 @@ def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int = 64) -> A
     )
 
 
-def score_posts(lm: LoadedModel, texts: list[str], batch_size: int = 64) -> np.ndarray:
+def score_posts(lm: LoadedModel, texts: list[str], batch_size: int | None = None) -> np.ndarray:
     """(n_texts, n_labels) probabilities from a post-level model (chunks aggregated)."""
     from cea.data.examples import Example
 
@@ -105,7 +131,7 @@ def score_posts(lm: LoadedModel, texts: list[str], batch_size: int = 64) -> np.n
 
 
 def score_pairs(
-    lm: LoadedModel, sentences: list[str], criteria: list[str], batch_size: int = 64
+    lm: LoadedModel, sentences: list[str], criteria: list[str], batch_size: int | None = None
 ) -> np.ndarray:
     """Probability that sentence i meets criteria[i] (pair model)."""
     from cea.data.examples import Example
@@ -119,26 +145,37 @@ def score_pairs(
 
 def top_evidence(lm: LoadedModel, text: str, k: int = 3) -> dict[str, list[dict[str, Any]]]:
     """Per criterion, the k sentences of `text` most likely to be evidence."""
+    return top_evidence_batch(lm, [text], k)[0]
+
+
+def top_evidence_batch(
+    lm: LoadedModel, texts: list[str], k: int = 3
+) -> list[dict[str, list[dict[str, Any]]]]:
+    """`top_evidence` for many posts in one batched pass: every (criterion, sentence) pair of
+    every post is scored together (length-bucketed batches across posts), not post by post."""
     from cea.data.sentences import split_sentences
 
-    sents = split_sentences(text)
-    if not sents:
-        return {lab: [] for lab in lm.labels}
-    pairs = [(s, lab) for lab in lm.labels for s in sents]
-    probs = score_pairs(lm, [s.text for s, _ in pairs], [lab for _, lab in pairs])
-    out: dict[str, list[dict[str, Any]]] = {}
-    n = len(sents)
-    for j, lab in enumerate(lm.labels):
-        block = probs[j * n : (j + 1) * n]
-        order = np.argsort(-block, kind="stable")[:k]
-        out[lab] = [
-            {
-                "sentence": int(sents[i].index),
-                "start": sents[i].start,
-                "end": sents[i].end,
-                "prob": round(float(block[i]), 6),
-                "evidence": bool(round(float(block[i]), 6) >= lm.thresholds[j]),
-            }
-            for i in order
-        ]
+    per_post = [split_sentences(t) for t in texts]
+    pairs = [(s.text, lab) for sents in per_post for lab in lm.labels for s in sents]
+    probs: Any = score_pairs(lm, [s for s, _ in pairs], [c for _, c in pairs]) if pairs else []
+    out: list[dict[str, list[dict[str, Any]]]] = []
+    at = 0
+    for sents in per_post:
+        n = len(sents)
+        post: dict[str, list[dict[str, Any]]] = {}
+        for j, lab in enumerate(lm.labels):
+            block = np.asarray(probs[at + j * n : at + (j + 1) * n])
+            order = np.argsort(-block, kind="stable")[:k]
+            post[lab] = [
+                {
+                    "sentence": int(sents[i].index),
+                    "start": sents[i].start,
+                    "end": sents[i].end,
+                    "prob": round(float(block[i]), 6),
+                    "evidence": bool(round(float(block[i]), 6) >= lm.thresholds[j]),
+                }
+                for i in order
+            ]
+        at += n * len(lm.labels)
+        out.append(post)
     return out
