@@ -202,3 +202,28 @@ def test_masked_labels_train_and_score_without_nan(
     assert math.isfinite(out.report["ece"])
     assert "FATIGUE" in out.report["metrics"]["labels_without_positives"]
     assert "left out of the macro averages" in (out.folder / "report.md").read_text()
+
+
+def test_non_finite_validation_outputs_never_become_the_model(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finite loss, then an update that overflows: the validation pass sees NaN outputs."""
+    import cea.train.loop as loop
+
+    real = loop.predict
+    calls = {"n": 0}
+
+    def nan_after_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        out = real(*args, **kwargs)
+        if calls["n"] > 1:
+            out.prob[:] = float("nan")
+        return out
+
+    monkeypatch.setattr(loop, "predict", nan_after_first)
+    cfg = load_config("tiny", [f"model.backbone={tiny_backbone}", f"output.runs_dir={tmp_path}",
+                               "output.run_name=v", "train.epochs=3"])  # fmt: skip
+    with pytest.raises(RuntimeFailure) as exc:
+        run_training(cfg, tmp_path / "v")
+    assert "validation outputs became non-finite after epoch 2" in exc.value.message
+    assert not (tmp_path / "v" / "manifest.json").exists()

@@ -529,20 +529,26 @@ def fit(
             progress.finish(f"epoch {epoch + 1}/{tc.epochs}")
 
             # ---- evaluate ----------------------------------------------------------------------
-            val = score(
-                predict(
-                    model,
-                    val_features,
-                    device=device,
-                    batch_size=tc.eval_batch_size,
-                    pair=pair,
-                    n_outputs=n_outputs,
-                    aggregate=config.model.chunking.aggregate,
-                    amp=use_amp,
-                    pad_id=pad_id,
-                ),
-                labels,
+            val_pred = predict(
+                model,
+                val_features,
+                device=device,
+                batch_size=tc.eval_batch_size,
+                pair=pair,
+                n_outputs=n_outputs,
+                aggregate=config.model.chunking.aggregate,
+                amp=use_amp,
+                pad_id=pad_id,
             )
+            if not (np.isfinite(val_pred.prob).all() and math.isfinite(val_pred.loss)):
+                # the last optimizer step made the weights non-finite (a finite loss, then an
+                # overflowing update): these weights must never become the model
+                raise NonFiniteLoss(
+                    f"the model's validation outputs became non-finite after epoch {epoch + 1} "
+                    f"(step {global_step}); training stopped",
+                    hint=_nonfinite_hint(ckpt_dir, history),
+                )
+            val = score(val_pred, labels)
             value, higher = _metric_value(val, es.metric)
             signed = value if higher else -value
             improved = signed > best_metric + es.min_delta
@@ -605,6 +611,11 @@ def fit(
     best = resolve_checkpoint(ckpt_dir / "best")
     if best.is_dir():
         load_weights(best, model)
+    elif dist.is_main and history:  # no epoch was ever better than nothing: no model to keep
+        raise RuntimeFailure(
+            f"no epoch produced a usable model ({es.metric} was never a number)",
+            hint="check the data (every validation label unknown?) and the learning rate",
+        )
     return FitResult(
         history=history,
         best_epoch=best_epoch,
