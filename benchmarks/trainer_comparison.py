@@ -61,6 +61,7 @@ def bench_cea(
                     "max_steps": steps + warmup,
                     "epochs": 50,
                     "bucket_by_length": bucket,
+                    "log_every": 1,  # one step event per step: per-step timings below
                 }
             )
         }

@@ -124,6 +124,8 @@ class TrainConfig(_Strict):
     amp: bool = True  # autocast on CUDA only
     threads: int | None = Field(None, ge=1)  # torch intra-op threads on the CPU
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimizer steps (smoke runs)
+    # optimizer steps between loss syncs (device -> host), non-finite checks and step events
+    log_every: int = Field(10, ge=1)
     # per-criterion decision thresholds chosen on validation (cea.evaluate.metrics):
     # bagged = bootstrap median shrunk toward 0.5, kept only when it beats 0.5 out of bag;
     # raw = the F1-optimal threshold (overfits small sets); fixed = 0.5

@@ -7,6 +7,7 @@ does not change.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -78,6 +79,22 @@ class FitResult:
     train_seconds: float
     train_samples: int
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Interval:
+    """What the steps since the last loss sync add up to (the loss stays on the device)."""
+
+    loss: torch.Tensor
+    rows: int = 0
+    wait: float = 0.0
+    step: float = 0.0
+    steps: int = 0
+    last: float = math.nan  # the loss at the last sync (what progress shows)
+
+    def reset(self, last: float) -> None:
+        self.loss = torch.zeros((), device=self.loss.device)
+        self.rows, self.wait, self.step, self.steps, self.last = 0, 0.0, 0.0, 0, last
 
 
 class NonFiniteLoss(RuntimeFailure):
@@ -433,6 +450,38 @@ def fit(
             hint = f"start again (the folder {run_dir} can be deleted)"
         raise Interrupted(f"{reason}: training stopped at step {global_step}; {kept}", hint=hint)
 
+    def flush(acc: _Interval, epoch: int, step: int, t_step: float) -> tuple[float, int]:
+        """Sync an interval's loss (the current step's time includes the sync), check it and
+        report it; returns (loss sum, rows) for the epoch's mean."""
+        total = float(acc.loss)  # the sync
+        acc.step += time.perf_counter() - t_step
+        rows = acc.rows
+        value = total / max(rows, 1)
+        if not math.isfinite(value):
+            raise NonFiniteLoss(
+                f"the training loss became {value} at epoch {epoch + 1}, step "
+                f"{step} (learning rate {scheduler.get_last_lr()[0]:.3g}); "
+                "training stopped, the weights of the last steps are not kept",
+                hint=_nonfinite_hint(ckpt_dir, history),
+            )
+        busy = acc.wait + acc.step
+        rows_global = rows * dist.world_size
+        progress.event(
+            "step",
+            {
+                "epoch": epoch + 1,
+                "step": step,
+                "steps": acc.steps,  # micro-steps this event covers
+                "loss": round(value, 6),
+                "lr": scheduler.get_last_lr()[0],
+                "samples_per_s": round(rows_global / max(busy, 1e-9), 2),
+                "data_wait_s": round(acc.wait, 6),
+                "step_s": round(acc.step, 6),
+            },
+        )
+        acc.reset(value)
+        return total, rows
+
     # ---- epochs ----------------------------------------------------------------------------
     epoch = start_epoch
     try:
@@ -447,45 +496,45 @@ def fit(
             progress.start(f"epoch {epoch + 1}/{tc.epochs}", len(sampler))
             epoch_start = time.perf_counter()
             loss_sum, loss_n, wait_sum = 0.0, 0, 0.0
+            # the loss stays on the device between syncs: one sync per `log_every` optimizer
+            # steps (and at the end of the epoch), where it is checked and reported
+            acc = _Interval(torch.zeros((), device=device))
+
             optimizer.zero_grad(set_to_none=True)
             t_wait = time.perf_counter()
             batches = Prefetcher(loader, tc.prefetch) if tc.prefetch else loader
+            n_micro = len(sampler)
             for micro, batch in enumerate(batches, start=1):
                 wait = time.perf_counter() - t_wait
                 wait_sum += wait
                 for outcome in batch.get("aug", ()):
                     aug_stats.add(outcome)
                 t_step = time.perf_counter()
-                with _autocast(device, use_amp):
-                    logits = net(**_model_inputs(batch, device, use_types)).logits
-                labels_b = batch["labels"].to(device)
-                if per_post:  # one logit and one target per post
-                    _, local = torch.unique(example_of_row[batch["row"]], return_inverse=True)
-                    n_posts = int(local.max()) + 1
-                    local = local.to(device)
-                    logits = pool_logits(logits.float(), local, n_posts, aggregate)
-                    labels_b = torch.zeros(
-                        (n_posts, labels_b.shape[1]), device=device, dtype=labels_b.dtype
-                    ).index_copy(0, local, labels_b)
-                loss = _loss(logits, labels_b, batch["crit"].to(device), pw, pair)
-                loss_value = float(loss.detach())
-                if not math.isfinite(loss_value):
-                    raise NonFiniteLoss(
-                        f"the training loss became {loss_value} at epoch {epoch + 1}, step "
-                        f"{global_step + 1} (learning rate {scheduler.get_last_lr()[0]:.3g}); "
-                        "training stopped, the weights of the last steps are not kept",
-                        hint=_nonfinite_hint(ckpt_dir, history),
-                    )
-                scaled = loss / tc.grad_accum
-                if scaler is not None:
-                    scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
-                else:
-                    scaled.backward()  # type: ignore[no-untyped-call]
+                boundary = micro % tc.grad_accum == 0 or micro == n_micro
+                # under DDP, gradients are all-reduced only on the step that uses them
+                no_sync = dist.world_size > 1 and not boundary and hasattr(net, "no_sync")
+                with net.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[operator]
+                    with _autocast(device, use_amp):
+                        logits = net(**_model_inputs(batch, device, use_types)).logits
+                    labels_b = batch["labels"].to(device, non_blocking=True)
+                    if per_post:  # one logit and one target per post
+                        _, local = torch.unique(example_of_row[batch["row"]], return_inverse=True)
+                        n_posts = len(_)
+                        local = local.to(device, non_blocking=True)
+                        logits = pool_logits(logits.float(), local, n_posts, aggregate)
+                        labels_b = torch.zeros(
+                            (n_posts, labels_b.shape[1]), device=device, dtype=labels_b.dtype
+                        ).index_copy(0, local, labels_b)
+                    loss = _loss(logits, labels_b, batch["crit"].to(device), pw, pair)
+                    scaled = loss / tc.grad_accum
+                    if scaler is not None:
+                        scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
+                    else:
+                        scaled.backward()  # type: ignore[no-untyped-call]
                 n_rows = len(batch["row"])
-                loss_sum += loss_value * n_rows
-                loss_n += n_rows
-                last_micro = micro == len(sampler)
-                if micro % tc.grad_accum == 0 or last_micro:
+                acc.loss += loss.detach() * n_rows
+                acc.rows += n_rows
+                if boundary:
                     if scaler is not None:
                         scaler.unscale_(optimizer)
                     if tc.max_grad_norm is not None:
@@ -498,32 +547,28 @@ def fit(
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     global_step += 1
+                last_step = tc.max_steps is not None and global_step >= tc.max_steps
+                acc.wait += wait
+                acc.steps += 1
+                if micro == n_micro or last_step or (boundary and global_step % tc.log_every == 0):
+                    total, rows = flush(acc, epoch, global_step, t_step)
+                    loss_sum += total
+                    loss_n += rows
+                else:
+                    acc.step += time.perf_counter() - t_step
                 step_time = time.perf_counter() - t_step
                 rows_global = n_rows * dist.world_size
                 train_samples += rows_global
                 train_seconds += wait + step_time
-                lr = scheduler.get_last_lr()[0]
                 progress.advance(
                     f"epoch {epoch + 1}/{tc.epochs}",
                     1,
-                    loss=loss_value,
-                    lr=lr,
+                    loss=acc.last,
+                    lr=scheduler.get_last_lr()[0],
                     samples_per_s=rows_global / max(step_time + wait, 1e-9),
                 )
-                progress.event(
-                    "step",
-                    {
-                        "epoch": epoch + 1,
-                        "step": global_step,
-                        "loss": round(loss_value, 6),
-                        "lr": lr,
-                        "samples_per_s": round(rows_global / max(step_time + wait, 1e-9), 2),
-                        "data_wait_s": round(wait, 6),
-                        "step_s": round(step_time, 6),
-                    },
-                )
                 _stop(epoch)
-                if tc.max_steps is not None and global_step >= tc.max_steps:
+                if last_step:
                     break
                 t_wait = time.perf_counter()
             progress.finish(f"epoch {epoch + 1}/{tc.epochs}")
