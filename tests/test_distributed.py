@@ -27,6 +27,7 @@ def test_two_process_torchrun_training_writes_one_run_that_loads(
         "--master_port", str(_free_port()), "-m", "cea", "train", "--config", "tiny",
         "--backbone", str(tiny_backbone), "--data", str(small_sample), "--no-track",
         "--runs-dir", str(tmp_path / "runs"), "--json", "train.epochs=2", "train.batch_size=8",
+        "train.grad_accum=2",  # no_sync() on the accumulation steps
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
