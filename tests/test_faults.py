@@ -287,12 +287,12 @@ def test_sigint_stops_hpo_without_a_traceback(tmp_path: Path) -> None:
                 "--set",
                 "train.epochs=4",
             ],
-            stdout=subprocess.DEVNULL,
+            stdout=fh,
             stderr=fh,
             text=True,
             cwd=tmp_path,
         )
-        _wait_for(err, "Trial 0 ", proc, limit=300)
+        _wait_for(err, "trial 1:", proc, limit=300)  # trial 0 finished, trial 1 running
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=300)
     stderr = err.read_text()
