@@ -291,3 +291,44 @@ def test_secrets_never_written_or_printed(
             data = path.read_bytes()
             for secret in secrets:
                 assert secret.encode() not in data, f"{secret} found in {path}"
+
+
+def test_gpu_telemetry_through_nvml_warns_once_on_throttling_and_full_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NVML cannot run on this CPU host: a stand-in module with NVML's API (nvidia-ml-py's
+    names) gives one throttling device at 97 % memory."""
+    import types
+
+    from cea.tracking.system import SystemMetrics
+
+    fake = types.ModuleType("pynvml")
+    fake.NVML_TEMPERATURE_GPU = 0  # type: ignore[attr-defined]
+    fake.nvmlInit = lambda: None  # type: ignore[attr-defined]
+    fake.nvmlShutdown = lambda: None  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetCount = lambda: 1  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetHandleByIndex = lambda i: i  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=88)  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(used=97, total=100)  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetTemperature = lambda h, kind: 91  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 0x1 | 0x40  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    warnings: list[str] = []
+    sm = SystemMetrics(lambda m, i: None, warn=warnings.append)
+    first = sm.sample()
+    sm.sample()
+    assert first["system/gpu_0_utilization_percentage"] == 88.0
+    assert first["system/gpu_0_temperature_celsius"] == 91.0
+    assert first["system/gpu_0_throttling"] == 1.0
+    assert len(warnings) == 2  # once per device and kind, not once per sample
+    assert "throttling" in warnings[0] and "0x40" in warnings[0] and "97 %" in warnings[1]
+    fake.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 0x1  # type: ignore[attr-defined]
+    assert sm.sample()["system/gpu_0_throttling"] == 0.0  # idle is no throttling
+
+
+def test_no_nvml_means_no_gpu_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cea.tracking.system import SystemMetrics
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails: a CPU host
+    sample = SystemMetrics(lambda m, i: None).sample()
+    assert not [k for k in sample if "utilization" in k and "gpu" in k]

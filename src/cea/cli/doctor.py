@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
 
 from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, set_mode
@@ -40,6 +42,32 @@ def _tcp(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
+def device_rows(torch: Any) -> list[dict[str, str]]:
+    """One row per CUDA device (name, memory, compute capability, bf16), or why there is none."""
+    if not torch.cuda.is_available():
+        return [
+            {
+                "kind": "device",
+                "name": "cuda",
+                "status": "missing",
+                "detail": "no CUDA device; training and evaluation run on the CPU",
+            }
+        ]
+    rows = []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        rows.append(
+            {
+                "kind": "device",
+                "name": f"cuda:{i}",
+                "status": "present",
+                "detail": f"{p.name}, {p.total_memory / 2**30:.1f} GiB, compute capability "
+                f"{p.major}.{p.minor}, bf16 {'yes' if torch.cuda.is_bf16_supported() else 'no'}",
+            }
+        )
+    return rows
+
+
 def collect(check_torch: bool = True) -> list[dict[str, str]]:
     import importlib.util
     import os
@@ -56,18 +84,7 @@ def collect(check_torch: bool = True) -> list[dict[str, str]]:
     if check_torch and importlib.util.find_spec("torch") is not None:
         import torch
 
-        cuda = torch.cuda.is_available()
-        detail = (
-            torch.cuda.get_device_name(0) if cuda else "no CUDA device; training runs on the CPU"
-        )
-        rows.append(
-            {
-                "kind": "device",
-                "name": "cuda",
-                "status": "present" if cuda else "missing",
-                "detail": detail,
-            }
-        )
+        rows += device_rows(torch)
     for bb in describe_backbones():
         rows.append({"kind": "backbone", **bb})
     sample = sample_data_path()

@@ -340,7 +340,9 @@ def run_training(
     monitor: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if tracker.run_id is not None and config.tracking.system_metrics:
         monitor = SystemMetrics(
-            lambda m, i: tracker.log(metrics=m, step=i), config.tracking.system_metrics_interval_s
+            lambda m, i: tracker.log(metrics=m, step=i),
+            config.tracking.system_metrics_interval_s,
+            warn=lambda message: progress.event("warning", {"message": message}),
         )
     with monitor:
         result = fit(
