@@ -110,3 +110,34 @@ def test_baseline_must_match_settings(cli, tmp_path: Path) -> None:
     assert "other settings" in res.stderr
     res = cli("bench", "augment", "--n", "20", "--baseline", str(base), "--max-regression", "lots")
     assert res.exit_code == 2
+
+
+def test_bench_train_on_the_users_data_counts_the_steps_training_takes(
+    cli, tiny_backbone: Path, tmp_path: Path
+) -> None:
+    """`cea bench train --data`: the real task (long posts, chunking, post packing); its steps
+    per epoch are the steps a real run of the same config takes."""
+    import json
+
+    data = tmp_path / "long"
+    assert (
+        cli("data", "sample", "-o", str(data), "-n", "80", "--profile", "long", "-q").exit_code == 0
+    )
+    sets = ["--set", f"model.backbone={tiny_backbone}", "--set", "train.epochs=2"]
+    res = cli("bench", "train", "--config", "tiny", "--data", str(data), *sets, "--steps", "4",
+              "--warmup", "1", "--json")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    est = json.loads(res.stdout)
+    assert est["kind"] == "train" and est["steps_measured"] >= 3
+    assert est["rows"]["train"] > est["examples"]["train"]  # long posts: several windows each
+    for key in ("startup_s", "read_split_examples_s", "tokenize_chunk_s", "step",
+                "data_wait_per_step", "validation_pass"):  # fmt: skip
+        assert est["time_s"][key] >= 0
+    assert est["estimate_s"]["run"] > 2 * est["estimate_s"]["epoch"] * 0.99
+    run = cli("train", "--config", "tiny", "--data", str(data), "--no-track", "-q", "--json",
+              "--run-name", "real", *sets, "train.early_stopping.patience=0")  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    meta = json.loads((Path("runs") / "real" / "cea_meta.json").read_text())
+    assert meta["global_step"] == 2 * est["steps_per_epoch"]
+    human = cli("bench", "train", "--config", "tiny", "--data", str(data), *sets, "--steps", "2")
+    assert "where the time goes" in human.stdout and "the run (2 epochs)" in human.stdout

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mode
+from cea.cli._common import JsonOpt, QuietOpt, SetOpt, console, emit_json, info, set_mode
 
 app = typer.Typer(
     help="Input-pipeline throughput, data-wait/step ratio, augmenter latency; baselines.",
@@ -199,6 +199,53 @@ def pipeline_command(
         table.caption = f"cea is {out['speedup']}x the naive pipeline"
     out["comparison"] = _gate("pipeline", params, ours, save_baseline, baseline, max_regression)
     _finish(out, mode.json, table)
+
+
+@app.command("train")
+def train_command(
+    config: Annotated[
+        str | None, typer.Option("--config", "-c", help="Train config (default: packaged default).")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Dataset: a ReDSM5 folder or a .jsonl/.csv file.")
+    ] = None,
+    sets: SetOpt = None,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, max=10_000, help="Measured optimizer steps.")
+    ] = 20,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, max=100, help="Steps not timed.")] = 3,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """A few real training steps of the configured run on your data (its task, lengths,
+    chunking, augmentation), where the time goes, and an estimate of an epoch and of the run."""
+    from cea.bench.train import estimate_training
+    from cea.config import load_config
+
+    mode = set_mode(json_out, quiet)
+    cfg = load_config(config, sets or [], {"data.path": data})
+    info(f"timing {steps} steps of {cfg.task.name}/{cfg.task.level} with {cfg.model.backbone}")
+    out = {"kind": "train", **estimate_training(cfg, steps=steps, warmup=warmup)}
+    if mode.json:
+        emit_json(out)
+        return
+    t = out["time_s"]
+    table = Table(title=f"where the time goes ({out['device']}, {out['steps_measured']} steps)")
+    table.add_column("part")
+    table.add_column("seconds", justify="right")
+    for key in ("startup_s", "read_split_examples_s", "tokenize_chunk_s", "model_build_s"):
+        table.add_row(key.removesuffix("_s").replace("_", " "), f"{t[key]:.2f}")
+    table.add_row("data wait per step (collate, augment)", f"{t['data_wait_per_step']:.4f}")
+    table.add_row("step (forward, backward, optimizer)", f"{t['step']:.4f}")
+    table.add_row("validation pass", f"{t['validation_pass']:.2f}")
+    table.add_row("checkpoint", f"{t['checkpoint']:.2f}")
+    console.print(table)
+    est = out["estimate_s"]
+    console.print(
+        f"{out['steps_per_epoch']} steps per epoch, {out['samples_per_s']:.1f} samples/s, "
+        f"data-wait ratio {out['data_wait_ratio']:.1%}: an epoch ≈ {est['epoch'] / 60:.1f} min, "
+        f"the run ({out['epochs']} epochs) ≈ {est['run'] / 60:.1f} min"
+    )
 
 
 @app.command("step")

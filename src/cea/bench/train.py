@@ -1,0 +1,151 @@
+"""`cea bench train`: a few real optimizer steps of the configured run on the user's data, and
+from them an estimate of an epoch and of the whole run.
+
+Everything a run does is timed on the real task: reading the data, splitting and building the
+examples, tokenizing and chunking (the tokenizer cuts the windows), building the model, the
+training steps (data wait — collate, augmentation — and the step itself: forward, pooling,
+backward, optimizer), a validation pass and a checkpoint. The estimate is
+
+    setup + epochs × (steps per epoch × time per step + validation + checkpoint)
+          + final validation and test passes,
+
+with the steps per epoch counted by the very sampler training uses (post packing or window
+batches) and the time per step the mean over the measured steps after a warm-up. Early
+stopping can end a run sooner: the estimate is for all `train.epochs`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cea.config import CeaConfig
+
+
+def _sampler_len(cfg: CeaConfig, feats: Any, pair: bool) -> int:
+    from cea.train.features import BucketBatchSampler, ExampleBatchSampler
+
+    tc = cfg.train
+    if not pair and cfg.model.chunking.train_unit == "post":
+        return len(
+            ExampleBatchSampler(feats, tc.batch_size, seed=cfg.seed, bucket=tc.bucket_by_length)
+        )
+    return len(
+        BucketBatchSampler(
+            feats.lengths(), tc.batch_size, seed=cfg.seed, bucket=tc.bucket_by_length
+        )
+    )
+
+
+def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> dict[str, Any]:
+    """Time `warmup + steps` real micro-steps of `cfg` and estimate its epoch and run time."""
+    import psutil
+
+    from cea.model.backbone import resolve_backbone
+    from cea.model.build import build_model, load_tokenizer
+    from cea.progress import RecordingProgress
+    from cea.train.features import featurize
+    from cea.train.loop import fit, predict, resolve_device, seed_everything
+    from cea.train.run import prepare_data
+
+    times: dict[str, float] = {}
+    # what the process spent before this call (interpreter start, imports): a run pays it too
+    times["startup_s"] = max(0.0, time.time() - psutil.Process().create_time())
+    t = time.perf_counter()
+    data = prepare_data(cfg)
+    times["read_split_examples_s"] = time.perf_counter() - t
+    pair = cfg.task.level == "sentence"
+    seed_everything(cfg.seed)
+    backbone = resolve_backbone(cfg.model.backbone, seed=cfg.seed)
+    tokenizer = load_tokenizer(backbone)
+    ch = cfg.model.chunking
+    kwargs: dict[str, Any] = {
+        "max_length": cfg.model.max_length,
+        "labels": data.labels,
+        "descriptions": data.descriptions if pair else None,
+        "chunking": ch.enabled and not pair,
+        "stride": ch.stride,
+        "max_chunks": ch.max_chunks,
+    }
+    t = time.perf_counter()
+    feats = {name: featurize(exs, tokenizer, **kwargs) for name, exs in data.examples.items()}
+    times["tokenize_chunk_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    model = build_model(backbone, labels=data.labels, pair=pair, dropout=cfg.model.dropout)
+    times["model_build_s"] = time.perf_counter() - t
+    train_ds = None
+    if cfg.augment.enabled:
+        from cea.train.run import _augmented_dataset
+
+        train_ds = _augmented_dataset(cfg, data, tokenizer, feats["train"], kwargs)
+    steps_per_epoch = _sampler_len(cfg, feats["train"], pair)
+    measured = min(warmup + steps, steps_per_epoch)
+    timed = {"max_steps": max(1, measured // cfg.train.grad_accum), "epochs": 1, "log_every": 1}
+    short = cfg.model_copy(update={"train": cfg.train.model_copy(update=timed)})
+    rec = RecordingProgress()
+    n_out = 1 if pair else len(data.labels)
+    pad_id = int(tokenizer.pad_token_id or 0)
+    with tempfile.TemporaryDirectory(prefix="cea-bench-train-") as tmp:
+        t = time.perf_counter()
+        fit(model, short, train_features=feats["train"], val_features=feats["validation"],
+            labels=data.labels, pair=pair, run_dir=Path(tmp), progress=rec, pad_id=pad_id,
+            train_dataset=train_ds)  # fmt: skip
+        fit_s = time.perf_counter() - t
+    step_events = [p for k, p in rec.events if k == "step"]
+    micro = [(p["steps"], p["data_wait_s"], p["step_s"]) for p in step_events]
+    skip = min(warmup, max(len(micro) - 1, 0))
+    kept = micro[skip:] or micro
+    n_micro = sum(m[0] for m in kept)
+    wait = sum(m[1] for m in kept)
+    step = sum(m[2] for m in kept)
+    per_step = (wait + step) / max(n_micro, 1)
+    epoch_ev = next((p for k, p in rec.events if k == "epoch"), {})
+    device = resolve_device(cfg.train.device, _dist())
+    t = time.perf_counter()
+    predict(model, feats["validation"], device=device, batch_size=cfg.train.eval_batch_size,
+            pair=pair, n_outputs=n_out, aggregate=ch.aggregate, pad_id=pad_id)  # fmt: skip
+    val_s = time.perf_counter() - t
+    test_rows = len(feats["test"]) if "test" in feats else 0
+    test_s = val_s * test_rows / max(len(feats["validation"]), 1)
+    # the epoch event's duration covers the steps and the validation pass; what fit spent
+    # beyond it is the checkpoint (and the optimizer's setup)
+    checkpoint_s = max(0.0, fit_s - float(epoch_ev.get("duration_s", fit_s)))
+    setup_s = sum(times.values())
+    epoch_s = steps_per_epoch * per_step + val_s + checkpoint_s
+    # the end of a run: validation and test passes with the kept model, and its folder written
+    run_s = setup_s + cfg.train.epochs * epoch_s + val_s + test_s + checkpoint_s
+    rows_per_step = len(feats["train"]) / max(steps_per_epoch, 1)
+    return {
+        "task": f"{cfg.task.name}/{cfg.task.level}",
+        "backbone": cfg.model.backbone,
+        "device": str(device),
+        "examples": {k: len(v) for k, v in data.examples.items()},
+        "rows": {k: len(f) for k, f in feats.items()},
+        "truncated_share": {
+            k: round(f.truncated_examples / max(f.n_examples, 1), 4) for k, f in feats.items()
+        },
+        "steps_measured": n_micro,
+        "steps_per_epoch": steps_per_epoch,
+        "epochs": cfg.train.epochs,
+        "time_s": {
+            **{k: round(v, 3) for k, v in times.items()},
+            "data_wait_per_step": round(wait / max(n_micro, 1), 5),
+            "step": round(step / max(n_micro, 1), 5),
+            "validation_pass": round(val_s, 3),
+            "checkpoint": round(checkpoint_s, 3),
+        },
+        "data_wait_ratio": round(wait / max(wait + step, 1e-12), 5),
+        "samples_per_s": round(rows_per_step / max(per_step, 1e-9), 2),
+        "estimate_s": {
+            "epoch": round(epoch_s, 1),
+            "run": round(run_s, 1),
+        },
+    }
+
+
+def _dist() -> Any:
+    from cea.train.loop import DistContext
+
+    return DistContext()
