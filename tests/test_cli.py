@@ -13,6 +13,22 @@ def test_import_cli_loads_no_heavy_library() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_help_renders_without_heavy_or_markdown_imports() -> None:
+    """`cea --help` must stay fast (< 0.3 s here): no heavy library, and not typer's rich
+    help renderer (rich.markdown + markdown_it cost ~0.1 s of CPU)."""
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['cea', '--help']\n"
+        "try:\n    runpy.run_module('cea', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        f"print('LOADED', [m for m in {(*HEAVY, 'rich.markdown', 'typer.rich_utils')!r} "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "train" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
 def test_help_lists_every_command(cli) -> None:
     res = cli("--help")
     assert res.exit_code == 0
