@@ -83,6 +83,15 @@ class TaskConfig(_Strict):
     level: Literal["post", "sentence"] = "post"
     negatives: Literal["annotated", "all"] = "annotated"
     labels: list[str] | None = None  # subset of the criteria; default: all
+    # sentence level: pair = one (criterion description, sentence) input per criterion;
+    # multilabel = one input per sentence, a head with every criterion (a tenth of the work
+    # for ten criteria; pairs stay for criteria sets that change after training)
+    encoding: Literal["pair", "multilabel"] = "pair"
+
+    @property
+    def pair(self) -> bool:
+        """(criterion, sentence) pair encoding: one output, the criterion in the input."""
+        return self.level == "sentence" and self.encoding == "pair"
 
     @model_validator(mode="after")
     def _evidence_is_sentence_level(self) -> TaskConfig:

@@ -56,7 +56,7 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
     t = time.perf_counter()
     data = prepare_data(cfg)
     times["read_split_examples_s"] = time.perf_counter() - t
-    pair = cfg.task.level == "sentence"
+    pair = cfg.task.pair
     seed_everything(cfg.seed)
     backbone = resolve_backbone(cfg.model.backbone, seed=cfg.seed)
     tokenizer = load_tokenizer(backbone)
@@ -65,7 +65,7 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
         "max_length": cfg.model.max_length,
         "labels": data.labels,
         "descriptions": data.descriptions if pair else None,
-        "chunking": ch.enabled and not pair,
+        "chunking": ch.enabled and cfg.task.level == "post",
         "stride": ch.stride,
         "max_chunks": ch.max_chunks,
     }

@@ -135,8 +135,8 @@ def predict(
         if evidence_model
         else None
     )
-    if ev is not None and not ev.pair:
-        raise UsageError(f"{evidence_model} is not a sentence-level (pair) model")
+    if ev is not None and not ev.sentence_level:
+        raise UsageError(f"{evidence_model} is not a sentence-level (evidence) model")
     progress = None
     if show_progress():
         from rich.progress import Progress

@@ -51,7 +51,10 @@ def build_sentence_examples(
     labels: tuple[str, ...],
     negatives: Literal["annotated", "all"],
     groups: set[str] | None = None,
+    encoding: Literal["pair", "multilabel"] = "pair",
 ) -> list[Example]:
+    if encoding == "multilabel":
+        return _multilabel_sentence_examples(dataset, labels, negatives, groups)
     label_set = set(labels)
     posts = dataset.post_by_id()
     out: list[Example] = []
@@ -103,6 +106,40 @@ def build_sentence_examples(
     return out
 
 
+def _multilabel_sentence_examples(
+    dataset: Dataset,
+    labels: tuple[str, ...],
+    negatives: Literal["annotated", "all"],
+    groups: set[str] | None,
+) -> list[Example]:
+    """One example per sentence with a target per criterion (multi-label head): 1 where the
+    sentence is evidence for it; 0 where it is known not to be (`all`: every other sentence;
+    `annotated`: a clinician's status-0 row); unknown (NaN, masked) otherwise. The pair
+    examples of the same data, regrouped: the same sentences and the same known targets."""
+    pairs = build_sentence_examples(dataset, labels, negatives, groups, "pair")
+    index = {lab: i for i, lab in enumerate(labels)}
+    merged: dict[tuple[str, str], list[float]] = {}
+    first: dict[tuple[str, str], Example] = {}
+    for e in pairs:
+        key = (e.post_id, e.sentence_id or "")
+        if key not in merged:
+            merged[key] = [math.nan] * len(labels)
+            first[key] = e
+        merged[key][index[e.criterion or ""]] = e.labels[0]
+    return [
+        Example(
+            f"{e.post_id}:{e.sentence_id}",
+            e.post_id,
+            e.group_id,
+            e.text,
+            tuple(merged[key]),
+            None,
+            e.sentence_id,
+        )
+        for key, e in first.items()
+    ]
+
+
 def build_examples(
     dataset: Dataset,
     *,
@@ -110,7 +147,8 @@ def build_examples(
     labels: tuple[str, ...],
     negatives: Literal["annotated", "all"] = "annotated",
     groups: set[str] | None = None,
+    encoding: Literal["pair", "multilabel"] = "pair",
 ) -> list[Example]:
     if level == "post":
         return build_post_examples(dataset, labels, groups)
-    return build_sentence_examples(dataset, labels, negatives, groups)
+    return build_sentence_examples(dataset, labels, negatives, groups, encoding)

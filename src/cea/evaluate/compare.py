@@ -91,7 +91,7 @@ def _group_counts(
     from cea.evaluate.predictor import load_run_model, score_posts
 
     lm = load_run_model(run, device=device, batch_size=batch_size)
-    if lm.pair:
+    if lm.sentence_level:
         raise UsageError(f"{run}: --compare handles post-level runs only")
     exs = build_post_examples(ds, labels, set(groups))
     probs = score_posts(lm, [e.text for e in exs])

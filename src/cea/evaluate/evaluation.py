@@ -59,6 +59,7 @@ def evidence_recall(
     hit: dict[int, list[float]] = {k: [] for k in ks}
     for idx in by_pair.values():
         rows = np.array(idx)
+        rows = rows[~np.isnan(target[rows])]  # unknown targets rank nothing
         gold = target[rows] >= 0.5
         if not gold.any():
             continue
@@ -253,7 +254,12 @@ def evaluate_run(
             raise UsageError(f"split {split!r} not in this run ({', '.join(sp.groups)})")
         groups = set(sp.groups[split])
     exs = build_examples(
-        ds, level=cfg.task.level, labels=lm.labels, negatives=cfg.task.negatives, groups=groups
+        ds,
+        level=cfg.task.level,
+        labels=lm.labels,
+        negatives=cfg.task.negatives,
+        groups=groups,
+        encoding=cfg.task.encoding,
     )
     if not exs:
         raise DataError(f"no examples in split {split!r}")
@@ -336,6 +342,12 @@ def _write_eval(
             [(e.post_id, e.criterion or "") for e in exs],
             np.array([e.labels[0] for e in exs], dtype=np.float64),
             pred.example_prob[:, 0],
+        )
+    elif lm.sentence_level:  # multi-label sentences: one item per (sentence, criterion)
+        report["evidence"] = evidence_recall(
+            [(e.post_id, lab) for e in exs for lab in lm.labels],
+            np.array([y for e in exs for y in e.labels], dtype=np.float64),
+            pred.example_prob.reshape(-1),
         )
     atomic_write_text(stage / "predictions.jsonl", "\n".join(lines) + "\n")
     report["plots"] = _plots(stage, pred.crit, pred.target, pred.prob, lm.labels, lm.thresholds)

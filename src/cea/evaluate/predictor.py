@@ -29,6 +29,11 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
     @property
+    def sentence_level(self) -> bool:
+        """An evidence model: sentence inputs (pair or multi-label encoding)."""
+        return bool(self.pair or self.meta.get("task", {}).get("level") == "sentence")
+
+    @property
     def descriptions(self) -> dict[str, str]:
         return dict(self.meta["criteria"])
 
@@ -103,7 +108,7 @@ def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int | None = N
         max_length=int(lm.meta["max_length"]),
         labels=lm.labels,
         descriptions=lm.descriptions if lm.pair else None,
-        chunking=bool(ch["enabled"]) and not lm.pair,
+        chunking=bool(ch["enabled"]) and not lm.sentence_level,
         stride=int(ch["stride"]),
         max_chunks=int(ch["max_chunks"]),
     )
@@ -123,11 +128,21 @@ def score_posts(lm: LoadedModel, texts: list[str], batch_size: int | None = None
     """(n_texts, n_labels) probabilities from a post-level model (chunks aggregated)."""
     from cea.data.examples import Example
 
-    if lm.pair:
-        raise UsageError("this is a sentence-level (pair) model; give it as the evidence model")
+    if lm.sentence_level:
+        raise UsageError("this is a sentence-level model; give it as the evidence model")
     zeros = tuple(0.0 for _ in lm.labels)
     exs = [Example(str(i), str(i), str(i), t, zeros) for i, t in enumerate(texts)]
     return np.asarray(predict_examples(lm, exs, batch_size).example_prob)
+
+
+def score_sentences(lm: LoadedModel, sentences: list[str]) -> np.ndarray:
+    """(n_sentences, n_labels) probabilities from a multi-label sentence model: one forward
+    per sentence gives every criterion."""
+    from cea.data.examples import Example
+
+    zeros = tuple(0.0 for _ in lm.labels)
+    exs = [Example(str(i), str(i), str(i), s, zeros) for i, s in enumerate(sentences)]
+    return np.asarray(predict_examples(lm, exs).example_prob)
 
 
 def score_pairs(
@@ -156,15 +171,24 @@ def top_evidence_batch(
     from cea.data.sentences import split_sentences
 
     per_post = [split_sentences(t) for t in texts]
-    pairs = [(s.text, lab) for sents in per_post for lab in lm.labels for s in sents]
-    probs: Any = score_pairs(lm, [s for s, _ in pairs], [c for _, c in pairs]) if pairs else []
+    probs: Any = []
+    if not lm.pair:  # multi-label: every sentence once, all criteria at a time
+        flat = [s.text for sents in per_post for s in sents]
+        by_sentence = score_sentences(lm, flat) if flat else np.zeros((0, len(lm.labels)))
+        probs = by_sentence.T  # criteria x sentences, sliced per post below
+    else:
+        pairs = [(s.text, lab) for sents in per_post for lab in lm.labels for s in sents]
+        probs = score_pairs(lm, [s for s, _ in pairs], [c for _, c in pairs]) if pairs else []
     out: list[dict[str, list[dict[str, Any]]]] = []
     at = 0
     for sents in per_post:
         n = len(sents)
         post: dict[str, list[dict[str, Any]]] = {}
         for j, lab in enumerate(lm.labels):
-            block = np.asarray(probs[at + j * n : at + (j + 1) * n])
+            if lm.pair:
+                block = np.asarray(probs[at + j * n : at + (j + 1) * n])
+            else:
+                block = np.asarray(probs[j, at : at + n])
             order = np.argsort(-block, kind="stable")[:k]
             post[lab] = [
                 {
@@ -176,6 +200,6 @@ def top_evidence_batch(
                 }
                 for i in order
             ]
-        at += n * len(lm.labels)
+        at += n * len(lm.labels) if lm.pair else n
         out.append(post)
     return out

@@ -93,6 +93,7 @@ def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> Pr
             labels=labels,
             negatives=config.task.negatives,
             groups=set(gids),
+            encoding=config.task.encoding,
         )
     for name in ("train", "validation"):
         if not examples.get(name):
@@ -261,7 +262,7 @@ def run_training(
     started = time.perf_counter()
     split_file = run_dir / SPLIT_FILE if resume else None
     data = prepare_data(config, split_override=split_file)
-    pair = config.task.level == "sentence"
+    pair = config.task.pair
     seed_everything(config.seed)
     # "tiny" is built in a temporary folder (deterministic per seed) and removed at the end
     backbone = resolve_backbone(config.model.backbone, seed=config.seed)
@@ -271,7 +272,7 @@ def run_training(
         "max_length": config.model.max_length,
         "labels": data.labels,
         "descriptions": data.descriptions if pair else None,
-        "chunking": ch.enabled and not pair,
+        "chunking": ch.enabled and config.task.level == "post",  # windows are for posts
         "stride": ch.stride,
         "max_chunks": ch.max_chunks,
     }
