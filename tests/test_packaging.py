@@ -57,10 +57,21 @@ def test_every_imported_module_is_a_runtime_dependency() -> None:
                 top = name.split(".")[0]
                 if top in stdlib or top in ("cea", "__future__"):
                     continue
+                if top in OPTIONAL:  # checked below: declared as a non-dev extra
+                    continue
                 dists = {canonicalize_name(d) for d in providers.get(top, [])}
                 if not dists & runtime:
                     missing.setdefault(top, set()).add(str(path.relative_to(REPO)))
     assert not missing, f"imported but not a runtime dependency: {missing}"
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for module, (extra, dist) in OPTIONAL.items():
+        assert extra != "dev" and any(Requirement(r).name == dist for r in extras[extra]), module
+
+
+# modules imported only where present (`except ImportError`), each from a declared extra
+OPTIONAL = {"pynvml": ("gpu", "nvidia-ml-py")}
 
 
 def test_the_wheel_installs_and_evaluates_a_run(tmp_path: Path, tiny_backbone: Path) -> None:
