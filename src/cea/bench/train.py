@@ -48,7 +48,7 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
     from cea.progress import RecordingProgress
     from cea.train.features import featurize
     from cea.train.loop import fit, predict, resolve_device, seed_everything
-    from cea.train.run import prepare_data
+    from cea.train.run import featurize_kwargs, prepare_data
 
     times: dict[str, float] = {}
     # what the process spent before this call (interpreter start, imports): a run pays it too
@@ -61,14 +61,7 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
     backbone = resolve_backbone(cfg.model.backbone, seed=cfg.seed)
     tokenizer = load_tokenizer(backbone)
     ch = cfg.model.chunking
-    kwargs: dict[str, Any] = {
-        "max_length": cfg.model.max_length,
-        "labels": data.labels,
-        "descriptions": data.descriptions if pair else None,
-        "chunking": ch.enabled and cfg.task.level == "post",
-        "stride": ch.stride,
-        "max_chunks": ch.max_chunks,
-    }
+    kwargs = featurize_kwargs(cfg, data)
     t = time.perf_counter()
     feats = {name: featurize(exs, tokenizer, **kwargs) for name, exs in data.examples.items()}
     times["tokenize_chunk_s"] = time.perf_counter() - t

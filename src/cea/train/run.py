@@ -103,6 +103,19 @@ def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> Pr
     return PreparedData(ds, split, labels, criteria, examples, len(result.warnings))
 
 
+def featurize_kwargs(config: CeaConfig, data: PreparedData) -> dict[str, Any]:
+    """How this run's examples become model inputs (`cea.train.features.featurize`)."""
+    ch = config.model.chunking
+    return {
+        "max_length": config.model.max_length,
+        "labels": data.labels,
+        "descriptions": data.descriptions if config.task.pair else None,
+        "chunking": ch.enabled and config.task.level == "post",  # windows are for posts
+        "stride": ch.stride,
+        "max_chunks": ch.max_chunks,
+    }
+
+
 def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """{"test": report} -> {"test/macro_f1": .., "test/ANHEDONIA/f1": ..} (numbers only)."""
     out: dict[str, float] = {}
@@ -268,14 +281,7 @@ def run_training(
     backbone = resolve_backbone(config.model.backbone, seed=config.seed)
     tokenizer = load_tokenizer(backbone)
     ch = config.model.chunking
-    feat_kwargs: dict[str, Any] = {
-        "max_length": config.model.max_length,
-        "labels": data.labels,
-        "descriptions": data.descriptions if pair else None,
-        "chunking": ch.enabled and config.task.level == "post",  # windows are for posts
-        "stride": ch.stride,
-        "max_chunks": ch.max_chunks,
-    }
+    feat_kwargs = featurize_kwargs(config, data)
     feats = {name: featurize(exs, tokenizer, **feat_kwargs) for name, exs in data.examples.items()}
     train_dataset = None
     if config.augment.enabled:  # the training split only; validation and test stay as they are
