@@ -73,9 +73,10 @@ class ChunkingConfig(_Strict):
     max_chunks: int = Field(8, ge=1)
     # how the windows of a post become one post logit, in training and inference alike
     aggregate: Literal["max", "mean", "lse"] = "max"
-    # post: multi-instance training (windows pooled into one post logit inside the model step;
-    # loss, pos_weight and validation per post); window: every window trained as the post
-    train_unit: Literal["post", "window"] = "post"
+    # window: every window trained with its post's labels (the default: measured better, see
+    # README); post: multi-instance training (windows pooled into one post logit inside the
+    # model step; loss and pos_weight per post). Validation and inference pool per post either way
+    train_unit: Literal["post", "window"] = "window"
 
 
 class TaskConfig(_Strict):
