@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Multi-instance (windows pooled into one post logit) against per-window training of chunked
-# posts, 3 seeds each, on a long-post dataset (synthetic, real post lengths: mean ~275 words),
+# posts, 3 seeds each, on a long-post dataset (synthetic, real post lengths: mean ~280 words),
 # judged by `cea eval --compare` (two-level bootstrap over seeds and test posts).
 # Usage: benchmarks/mil_vs_window.sh [WORK_DIR] [POSTS] [EPOCHS]   (MiniLM: ~30 min on 2 cores)
 set -euo pipefail

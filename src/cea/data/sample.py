@@ -233,7 +233,7 @@ def generate_sample(
     n_posts: int, seed: int, profile: str = "short"
 ) -> tuple[list[tuple[str, str]], list[list[str]]]:
     """Return (posts [(post_id, text)], annotation rows) of a synthetic ReDSM5-style dataset.
-    `profile="long"` draws post lengths like real posts (mean ~300 words, a long tail), with
+    `profile="long"` draws post lengths like real posts (mean ~280 words, a long tail), with
     the evidence in one or two places of the post."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not cryptography
     posts: list[tuple[str, str]] = []
