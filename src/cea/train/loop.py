@@ -518,8 +518,10 @@ def fit(
                         logits = net(**_model_inputs(batch, device, use_types)).logits
                     labels_b = batch["labels"].to(device, non_blocking=True)
                     if per_post:  # one logit and one target per post
-                        _, local = torch.unique(example_of_row[batch["row"]], return_inverse=True)
-                        n_posts = len(_)
+                        posts, local = torch.unique(
+                            example_of_row[batch["row"]], return_inverse=True
+                        )
+                        n_posts = len(posts)
                         local = local.to(device, non_blocking=True)
                         logits = pool_logits(logits.float(), local, n_posts, aggregate)
                         labels_b = torch.zeros(
