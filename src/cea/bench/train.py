@@ -110,6 +110,10 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
     # the end of a run: validation and test passes with the kept model, and its folder written
     run_s = setup_s + cfg.train.epochs * epoch_s + val_s + test_s + checkpoint_s
     rows_per_step = len(feats["train"]) / max(steps_per_epoch, 1)
+    if backbone.kind == "tiny":  # built in a temporary folder for this call, as training does
+        import shutil
+
+        shutil.rmtree(backbone.path, ignore_errors=True)
     return {
         "task": f"{cfg.task.name}/{cfg.task.level}",
         "backbone": cfg.model.backbone,
