@@ -233,3 +233,45 @@ def test_device_and_batch_size_options(cli, runs, tmp_path: Path) -> None:
               "--n-boot", "100", "--no-track", "--name", "dev")  # fmt: skip
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["device"] == "cpu"
+
+
+def test_weights_swapped_after_verification_are_never_loaded(
+    runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attacker's window: between the manifest check and the load, the weights (and the
+    manifest) are replaced. The verified bytes are what is loaded, or nothing."""
+    import shutil
+
+    import cea.evaluate.predictor as predictor
+    from cea.errors import IntegrityError
+    from cea.security.manifest import write_manifest
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["post"], run)
+    real = predictor.verify_run_folder
+
+    def verify_then_swap(folder: Path):  # type: ignore[no-untyped-def]
+        meta = real(folder)
+        blob = bytearray((folder / "model.safetensors").read_bytes())
+        blob[-1] ^= 0x01
+        (folder / "model.safetensors").write_bytes(bytes(blob))
+        write_manifest(folder, exclude_dirs=("eval",))  # the swap covers its tracks
+        return meta
+
+    monkeypatch.setattr(predictor, "verify_run_folder", verify_then_swap)
+    with pytest.raises(IntegrityError, match="changed after it was verified"):
+        predictor.load_run_model(run, device="cpu")
+
+
+def test_the_verified_bytes_give_the_same_model_as_the_file(runs) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from cea.evaluate.predictor import load_run_model, score_posts
+
+    lm = load_run_model(runs["post"], device="cpu")
+    ref = AutoModelForSequenceClassification.from_pretrained(str(runs["post"]))
+    for (name, a), (_, b) in zip(
+        lm.model.state_dict().items(), ref.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert score_posts(lm, ["I feel empty."]).shape == (1, len(lm.labels))

@@ -83,10 +83,20 @@ def load_run_model(run_dir: Path, *, device: str = "auto", batch_size: int = 64)
     """Verify the run folder (manifest + artifact scan) before anything in it is loaded; the
     model goes to `device` (auto: CUDA when present)."""
     from cea.model.build import load_trained
+    from cea.security.io import sha256_bytes
+    from cea.security.manifest import MANIFEST_NAME
+    from cea.train.run import WEIGHTS_FILE
 
     target = inference_device(device)
+    try:  # the hashes as they were before the check (a later swap of both is caught below)
+        recorded = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = {}  # verify_run_folder says what is wrong
     meta = verify_run_folder(run_dir)
-    model, tokenizer = load_trained(run_dir)
+    weights = (run_dir / WEIGHTS_FILE).read_bytes()
+    if not isinstance(recorded, dict) or sha256_bytes(weights) != recorded.get(WEIGHTS_FILE):
+        raise IntegrityError(f"{run_dir / WEIGHTS_FILE}: changed after it was verified; not loaded")
+    model, tokenizer = load_trained(run_dir, weights)
     model.to(target)
     labels = tuple(meta["labels"])
     thresholds = np.array([meta["thresholds"][lab] for lab in labels], dtype=np.float64)

@@ -68,11 +68,34 @@ def build_model(
         ) from exc
 
 
-def load_trained(run_dir: Path) -> tuple[Any, Any]:
-    """The model and tokenizer saved at a run folder's root."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def load_trained(run_dir: Path, weights: bytes | None = None) -> tuple[Any, Any]:
+    """The model and tokenizer saved at a run folder's root. `weights`: the already verified
+    bytes of its `model.safetensors` — the model is built from `config.json` and these bytes,
+    and the weights file is not read again (a swap after the check is never loaded)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     quiet_transformers()
-    model = AutoModelForSequenceClassification.from_pretrained(str(run_dir), local_files_only=True)  # nosec B615 - a local folder, local_files_only
+    if weights is None:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(run_dir), local_files_only=True
+        )  # nosec B615 - a local folder, local_files_only
+    else:
+        import safetensors.torch
+
+        from cea.errors import IntegrityError
+
+        config = AutoConfig.from_pretrained(str(run_dir), local_files_only=True)  # nosec B615 - a local folder, local_files_only
+        model = AutoModelForSequenceClassification.from_config(config)  # type: ignore[no-untyped-call]
+        try:
+            state = safetensors.torch.load(weights)
+        except Exception as exc:  # a header or tensor that safetensors refuses
+            raise IntegrityError(f"{run_dir}: unreadable model weights ({exc})") from exc
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise IntegrityError(
+                f"{run_dir}: the weights do not fit config.json (missing "
+                f"{len(result.missing_keys)}, unexpected {len(result.unexpected_keys)} tensors)"
+            )
+        model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(run_dir), local_files_only=True)  # nosec B615 - a local folder, local_files_only
     return model, tokenizer
