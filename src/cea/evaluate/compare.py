@@ -58,28 +58,30 @@ def _run_info(run: Path) -> RunInfo:
         raise DataError(f"{run}: unreadable split.json or cea_meta.json ({exc})") from exc
 
 
-def _load_data(run: Path, expected_hash: str) -> Any:
-    """The run's dataset, checked against the hash its split recorded."""
+def _load_data(run: Path, expected_hash: str, cache: dict[str, Any]) -> Any:
+    """The run's dataset, checked against the hash its split recorded; a dataset that several
+    runs name (same format, path, criteria and aliases) is read once."""
     from cea.data.criteria import load_criteria
     from cea.data.readers import ensure_usable, load_dataset
     from cea.train.run import saved_config
 
     cfg = saved_config(run)
-    result = load_dataset(
-        cfg.data.format,
-        cfg.data.path,
-        tuple(load_criteria(cfg.data.criteria_file)),
-        aliases=cfg.data.label_aliases,
-    )
-    ensure_usable(result, strict=False)
-    ds = result.dataset
+    d = cfg.data
+    key = json.dumps([d.format, d.path, d.criteria_file, d.label_aliases], sort_keys=True)
+    if key not in cache:
+        result = load_dataset(
+            d.format, d.path, tuple(load_criteria(d.criteria_file)), aliases=d.label_aliases
+        )
+        ensure_usable(result, strict=False)
+        cache[key] = result.dataset
+    ds = cache[key]
     if ds.content_hash() != expected_hash:
         raise DataError(
-            f"{run}: its data ({cfg.data.path}) changed since training "
+            f"{run}: its data ({d.path}) changed since training "
             f"(split hash {expected_hash[:12]}…, data now {ds.content_hash()[:12]}…)",
             hint="compare runs on the data they were trained on",
         )
-    return cfg, ds
+    return ds
 
 
 def _group_counts(
@@ -170,12 +172,10 @@ def compare_groups(
             f"the runs share only {len(common)} test groups",
             hint="train the runs with one saved split (data.split_file) so they are scored on the same posts",
         )
-    loaded: dict[tuple[str, str, str], Any] = {}
+    datasets: dict[str, Any] = {}
     per_run = []
     for i in info:  # every run's own data checked against its split's hash
-        cfg, ds = _load_data(i.run_dir, i.data_hash)
-        key = (cfg.data.format, cfg.data.path, json.dumps(cfg.data.label_aliases, sort_keys=True))
-        ds = loaded.setdefault(key, ds)
+        ds = _load_data(i.run_dir, i.data_hash, datasets)
         per_run.append(_group_counts(i.run_dir, ds, labels, common, device, batch_size))
     counts = np.stack([r[0] for r in per_run])  # (runs, groups, 3, labels)
     full = [r[1] for r in per_run]
