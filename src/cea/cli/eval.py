@@ -60,6 +60,15 @@ def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Pat
     return f"logged to MLflow run {recorded['run_id']}"
 
 
+def _fresh(stem: str) -> Path:
+    """`stem`, or `stem-2`, `stem-3`, ... when two comparisons start in the same second."""
+    path, n = Path(stem), 1
+    while path.exists():
+        n += 1
+        path = Path(f"{stem}-{n}")
+    return path
+
+
 def eval_command(
     source: Annotated[
         str | None, typer.Argument(help="A finished run folder, or models:/NAME@ALIAS.")
@@ -126,8 +135,8 @@ def eval_command(
     if compare is not None:
         from cea.evaluate.compare import compare_groups, expand_group, write_comparison
 
-        folder = compare_out or Path(f"compare-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
-        if folder.exists():
+        folder = compare_out or _fresh(f"compare-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+        if folder.exists():  # an explicit --out is never overwritten
             raise UsageError(f"{folder} exists; comparisons are not overwritten", hint="give --out")
         result = compare_groups(
             expand_group(compare[0]),
