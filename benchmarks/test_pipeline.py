@@ -26,7 +26,7 @@ from cea.bench.pipeline import (
 from cea.cli.bench import CHEAP
 from cea.model.backbone import resolve_backbone
 from cea.model.build import load_tokenizer
-from cea.train.features import collate
+from cea.model.features import collate
 from cea.train.prefetch import Prefetcher
 
 NAMES = CHEAP.split(",")

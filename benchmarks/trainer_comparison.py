@@ -25,10 +25,10 @@ import torch
 
 def _features(max_length: int):
     from cea.config import load_config
+    from cea.data.prepare import prepare_data
     from cea.model.backbone import resolve_backbone
     from cea.model.build import load_tokenizer
-    from cea.train.features import featurize
-    from cea.train.run import prepare_data
+    from cea.model.features import featurize
 
     cfg = load_config("default", ["task.level=sentence", "task.negatives=annotated"])
     data = prepare_data(cfg)

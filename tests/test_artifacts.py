@@ -291,7 +291,7 @@ def test_sarif_output_for_artifacts(cli, tmp_path: Path) -> None:
 
 
 def test_text_files_starting_like_a_global_opcode_are_not_pickles() -> None:
-    from cea.audit.pickles import looks_like_pickle
+    from cea.security.pickles import looks_like_pickle
 
     assert not looks_like_pickle(b"channels:\n- conda-forge\ndependencies:\n- python=3.11\n")
     assert not looks_like_pickle(b"import mlflow\nfrom x import y\n")

@@ -121,9 +121,9 @@ def _dataset(tiny_backbone: Path, data: Path, prob: float = 0.5, pair: bool = Fa
     from cea.augment.build import build_augmentation
     from cea.augment.dataset import AugmentedDataset
     from cea.config import load_config
+    from cea.data.prepare import prepare_data
     from cea.model.build import load_tokenizer
-    from cea.train.features import featurize
-    from cea.train.run import prepare_data
+    from cea.model.features import featurize
 
     cfg = load_config(
         "tiny",
@@ -155,7 +155,7 @@ def _dataset(tiny_backbone: Path, data: Path, prob: float = 0.5, pair: bool = Fa
 def _epoch_rows(ds, epoch: int, workers: int) -> dict[int, list[int]]:
     from torch.utils.data import DataLoader
 
-    from cea.train.features import BucketBatchSampler, collate
+    from cea.model.features import BucketBatchSampler, collate
 
     sampler = BucketBatchSampler(ds.f.lengths(), 8, seed=3)
     sampler.set_epoch(epoch)
@@ -271,7 +271,7 @@ def test_tampered_tfidf_cache_is_refused_with_exit_8(
 
 def test_preview_shows_training_examples_only(cli, tmp_path: Path, small_sample: Path) -> None:
     from cea.config import load_config
-    from cea.train.run import prepare_data
+    from cea.data.prepare import prepare_data
 
     res = cli("augment", "preview", "--config", "tiny", "-n", "50", "--json", f"data.path={small_sample}", "augment.prob=1.0")  # fmt: skip
     assert res.exit_code == 0, res.stderr
@@ -459,3 +459,12 @@ def test_preview_marks_near_misses(cli, small_sample: Path, tmp_path: Path) -> N
                 "augment.augmenters={tfidf_substitute: 1.0, tfidf_insert: 1.0}",
                 *_cli_cache_args(tmp_path))  # fmt: skip
     assert "near-miss" in human.stdout
+
+
+def test_config_catalog_names_exactly_what_the_registry_builds() -> None:
+    """`cea.catalog` (checked when a config loads) and `cea.augment.registry` (which builds
+    the augmenters) live in different layers; they must name the same augmenters."""
+    from cea import catalog
+    from cea.augment.registry import SPECS
+
+    assert [s.name for s in SPECS] == list(catalog.AUGMENTER_NAMES)

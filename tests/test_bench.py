@@ -141,3 +141,52 @@ def test_bench_train_on_the_users_data_counts_the_steps_training_takes(
     assert meta["global_step"] == 2 * est["steps_per_epoch"]
     human = cli("bench", "train", "--config", "tiny", "--data", str(data), *sets, "--steps", "2")
     assert "where the time goes" in human.stdout and "the run (2 epochs)" in human.stdout
+
+
+@pytest.fixture(scope="module")
+def long_posts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cea.data.sample import write_sample
+
+    dest = tmp_path_factory.mktemp("long") / "long"
+    write_sample(dest, 60, seed=3, profile="long")
+    return dest
+
+
+def test_bench_pipeline_on_the_users_data_times_every_part(
+    cli, tiny_backbone: Path, long_posts: Path
+) -> None:
+    """`--data`: the run's own pipeline — reading, chunking and tokenizing are timed, and the
+    epoch goes through training's own loader (its rows are the chunked windows)."""
+    from cea.config import load_config
+    from cea.train.run import load_inputs
+
+    sets = ["--set", f"model.backbone={tiny_backbone}", "--set", "augment.enabled=true"]
+    out = _json(cli, "pipeline", "-c", "tiny", "--data", str(long_posts), *sets, "--repeats", "2")
+    got = out["cea"]
+    cfg = load_config("tiny", [f"model.backbone={tiny_backbone}", f"data.path={long_posts}"])
+    inputs = load_inputs(cfg)
+    inputs.release()
+    feats = inputs.feats["train"]
+    assert got["examples"] == feats.n_examples
+    assert got["rows"] == len(feats) > got["examples"]  # long posts: several windows each
+    assert got["samples"] == len(feats)  # one epoch sees every window once
+    assert got["truncated_share"] == round(feats.truncated_examples / feats.n_examples, 4)
+    t = got["time_s"]
+    for key in ("read_split_examples_s", "tokenize_chunk_s", "epoch_s", "augment_per_epoch_s"):
+        assert t[key] > 0, key
+    assert t["augment_per_epoch_s"] + t["retokenize_per_epoch_s"] <= t["epoch_s"]
+    assert out["params"]["data"] == str(long_posts) and out["params"]["augment"] is True
+    human = cli(
+        "bench", "pipeline", "-c", "tiny", "--data", str(long_posts), *sets, "--repeats", "1"
+    )
+    assert human.exit_code == 0 and "where the time goes" in human.stdout
+
+
+def test_bench_step_on_the_users_data_measures_the_runs_own_loop(
+    cli, tiny_backbone: Path, long_posts: Path
+) -> None:
+    sets = ["--set", f"model.backbone={tiny_backbone}"]
+    out = _json(cli, "step", "-c", "tiny", "--data", str(long_posts), *sets, "--steps", "5")
+    assert out["params"]["step"].startswith("real training step on cpu")
+    assert 0 <= out["data_wait_ratio"] < 1 and out["band"] == band(out["data_wait_ratio"])
+    assert out["steps"] >= 5 and out["step_ms"] > 0

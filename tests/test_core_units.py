@@ -13,11 +13,11 @@ import torch
 
 from cea.errors import IntegrityError, MissingResourceError, UsageError
 from cea.model.backbone import resolve_backbone
+from cea.model.features import BucketBatchSampler, collate
 from cea.security.io import atomic_path, atomic_write_json, sha256_file
 from cea.security.manifest import check_manifest, verify_manifest, write_manifest
 from cea.security.paths import safe_child, safe_name
 from cea.train.checkpoint import capture_rng, restore_rng
-from cea.train.features import BucketBatchSampler, collate
 from cea.train.schedule import build_scheduler
 
 

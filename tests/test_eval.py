@@ -16,7 +16,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from cea.evaluate.evaluation import bootstrap_intervals, expected_calibration_error
+from cea.evaluate.metrics import bootstrap_intervals, expected_calibration_error
 from cea.security.manifest import check_manifest
 
 

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from cea.config import load_config
 from cea.errors import RuntimeFailure
-from cea.train.features import ExampleBatchSampler, Features
-from cea.train.loop import masked_bce, pool_logits, pos_weights
+from cea.model.features import ExampleBatchSampler, Features
+from cea.model.inference import masked_bce, pool_logits
+from cea.train.loop import pos_weights
 from cea.train.run import run_training
 
 

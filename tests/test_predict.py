@@ -242,13 +242,13 @@ def test_weights_swapped_after_verification_are_never_loaded(
     manifest) are replaced. The verified bytes are what is loaded, or nothing."""
     import shutil
 
-    import cea.evaluate.predictor as predictor
+    import cea.run_folder as run_folder
     from cea.errors import IntegrityError
     from cea.security.manifest import write_manifest
 
     run = tmp_path / "run"
     shutil.copytree(runs["post"], run)
-    real = predictor.verify_run_folder
+    real = run_folder.verify_run_folder
 
     def verify_then_swap(folder: Path):  # type: ignore[no-untyped-def]
         meta = real(folder)
@@ -258,9 +258,9 @@ def test_weights_swapped_after_verification_are_never_loaded(
         write_manifest(folder, exclude_dirs=("eval",))  # the swap covers its tracks
         return meta
 
-    monkeypatch.setattr(predictor, "verify_run_folder", verify_then_swap)
+    monkeypatch.setattr(run_folder, "verify_run_folder", verify_then_swap)
     with pytest.raises(IntegrityError, match="changed after it was verified"):
-        predictor.load_run_model(run, device="cpu")
+        run_folder.load_run_model(run, device="cpu")
 
 
 def test_the_verified_bytes_give_the_same_model_as_the_file(runs) -> None:

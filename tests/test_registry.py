@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cea.evaluate.evaluation import evidence_recall
+from cea.evaluate.metrics import evidence_recall
 from cea.security.io import sha256_file
 from cea.security.manifest import write_manifest
 

@@ -104,8 +104,8 @@ def test_no_track_writes_no_store(cli, workdir, tiny_backbone, small_sample) -> 
 
 
 def test_resume_continues_the_same_mlflow_run(cli, workdir, tiny_backbone, small_sample) -> None:
-    from cea.cli._tracking import open_tracker
     from cea.progress import NullProgress
+    from cea.tracking.targets import open_tracker
     from cea.train.run import run_training
 
     class Crash(NullProgress):

@@ -336,7 +336,8 @@ def test_resume_refuses_pickled_code_in_state(
 def test_crash_between_renames_falls_back_to_old_checkpoint(trained_run, tmp_path: Path) -> None:
     import shutil
 
-    from cea.train.checkpoint import load_trainer_state, resolve_checkpoint
+    from cea.run_folder import resolve_checkpoint
+    from cea.train.checkpoint import load_trainer_state
 
     ckpts = tmp_path / "checkpoints"
     shutil.copytree(trained_run.run_dir / "checkpoints", ckpts)

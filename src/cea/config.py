@@ -194,11 +194,13 @@ class AugmentConfig(_Strict):
 
     @model_validator(mode="after")
     def _names(self) -> AugmentConfig:
-        from cea.augment.registry import check_names
+        from cea.catalog import check_augmenter_names
         from cea.errors import ConfigError
 
         try:
-            check_names([n for n, w in self.augmenters.items() if w > 0], self.allow_antonyms)
+            check_augmenter_names(
+                [n for n, w in self.augmenters.items() if w > 0], self.allow_antonyms
+            )
         except ConfigError as exc:
             raise ValueError(exc.message) from exc
         return self
@@ -358,12 +360,18 @@ def _read_yaml(source: str | Path | None) -> tuple[dict[str, Any], str]:
 
 
 def load_config(
-    source: str | Path | None = None,
+    source: str | Path | CeaConfig | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     flags: dict[str, Any] | None = None,
 ) -> CeaConfig:
-    """Build the config: defaults < YAML < overrides < explicit flags (dotted keys)."""
-    tree, origin = _read_yaml(source)
+    """Build the config: defaults < YAML (or a CeaConfig) < overrides < explicit flags
+    (dotted keys; None values are left out)."""
+    if isinstance(source, CeaConfig):
+        if not overrides and not any(v is not None for v in (flags or {}).values()):
+            return source
+        tree, origin = source.model_dump(mode="json"), "a CeaConfig"
+    else:
+        tree, origin = _read_yaml(source)
     given: set[str] = set()
     for item in overrides:
         parts, value = parse_override(item)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 
@@ -57,3 +59,35 @@ class FanOut:
     def finish(self, task: str) -> None:
         for s in self.sinks:
             s.finish(task)
+
+
+@contextmanager
+def graceful_stop(
+    on_signal: Callable[[str], None] | None = None,
+) -> Iterator[Callable[[], str | None]]:
+    """SIGINT / SIGTERM ask the work to stop at its next safe point (the callable yielded
+    returns the signal's name once one came; `on_signal` hears it); a second signal stops at
+    once. Outside the main thread (no signal handlers there) it never asks."""
+    import signal
+    import threading
+
+    reason: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if reason:
+            raise KeyboardInterrupt
+        reason.append(signal.Signals(signum).name)
+        if on_signal is not None:
+            on_signal(reason[0])
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield lambda: reason[0] if reason else None
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -20,7 +20,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from cea.audit.base import AuditContext
-from cea.audit.model import CheckResult, Finding, Severity
+from cea.audit.model import CheckResult, Finding, Severity, Waiver
 from cea.errors import ConfigError
 
 UNKNOWN = "unknown"
@@ -282,7 +282,6 @@ class LicensePolicy:
 
 
 def load_license_policy(conf: dict[str, Any]) -> tuple[LicensePolicy, list[Any]]:
-    from cea.audit.policy import Waiver
 
     allow = tuple(str(x) for x in conf.get("allow", []))
     deny = tuple(str(x) for x in conf.get("deny", []))

@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import fnmatch
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
+from cea.security.findings import SEVERITIES, Finding, Severity, severity_rank
+
+__all__ = ["SEVERITIES", "CheckResult", "Finding", "Severity", "Waiver", "severity_rank"]
+
 Status = Literal["passed", "findings", "incomplete"]
-
-
-def severity_rank(sev: str) -> int:
-    return SEVERITIES.index(sev) if sev in SEVERITIES else SEVERITIES.index("medium")
-
-
-@dataclass(frozen=True)
-class Finding:
-    id: str  # rule or advisory id: B602, GHSA-..., SBOM-DRIFT, WAIVER-EXPIRED
-    check: str
-    severity: Severity
-    location: str  # file:line, package==version, a path
-    message: str
-    hint: str = ""
-    waived_by: str | None = None  # the waiver's reason when a valid waiver covers it
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def waive(self, reason: str) -> Finding:
-        return replace(self, waived_by=reason)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "check": self.check,
-            "severity": self.severity,
-            "location": self.location,
-            "message": self.message,
-            "hint": self.hint,
-            "waived_by": self.waived_by,
-            **({"extra": self.extra} if self.extra else {}),
-        }
 
 
 @dataclass(frozen=True)
@@ -102,3 +75,23 @@ class AuditReport:
             "exit_code": self.exit_code(),
             "results": [r.to_dict() for r in self.results],
         }
+
+
+@dataclass(frozen=True)
+class Waiver:
+    id: str
+    reason: str
+    expires: date
+    check: str | None = None
+    location: str | None = None
+    match: str = "exact"  # "glob": `id` is an fnmatch pattern (noted in every report)
+
+    def covers(self, finding: Finding) -> bool:
+        if self.match == "glob":
+            if not fnmatch.fnmatchcase(finding.id, self.id):
+                return False
+        elif finding.id != self.id:
+            return False
+        if self.check and self.check != finding.check:
+            return False
+        return self.location is None or fnmatch.fnmatch(finding.location, self.location)

@@ -25,35 +25,14 @@ downloaded model would otherwise waive its own findings).
 
 from __future__ import annotations
 
-import fnmatch
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from cea.audit.model import SEVERITIES, CheckResult, Finding, Severity
+from cea.audit.model import SEVERITIES, CheckResult, Finding, Severity, Waiver
 from cea.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Waiver:
-    id: str
-    reason: str
-    expires: date
-    check: str | None = None
-    location: str | None = None
-    match: str = "exact"  # "glob": `id` is an fnmatch pattern (noted in every report)
-
-    def covers(self, finding: Finding) -> bool:
-        if self.match == "glob":
-            if not fnmatch.fnmatchcase(finding.id, self.id):
-                return False
-        elif finding.id != self.id:
-            return False
-        if self.check and self.check != finding.check:
-            return False
-        return self.location is None or fnmatch.fnmatch(finding.location, self.location)
 
 
 @dataclass(frozen=True)

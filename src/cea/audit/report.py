@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from cea import __version__
+from cea._version import __version__
 from cea.audit.model import AuditReport
 
 _SARIF_LEVEL = {

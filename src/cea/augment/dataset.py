@@ -9,6 +9,7 @@ training loop can aggregate statistics even when workers do the augmenting.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,7 +18,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from cea.augment.policy import Augmentation, Outcome
 from cea.data.examples import Example
-from cea.train.features import Features, featurize
+from cea.model.features import Features, featurize
 
 
 def _backend_copy(tokenizer: Any, kwargs: dict[str, Any]) -> Any:
@@ -58,6 +59,9 @@ class AugmentedDataset(TorchDataset[dict[str, Any]]):
         for row, e in enumerate(features.example_index):
             first.setdefault(e, row)
         self.chunk = [row - first[e] for row, e in enumerate(features.example_index)]
+        # seconds spent augmenting and re-tokenizing (in this process: with DataLoader workers
+        # the counts stay in the workers) — what `cea bench pipeline --data` reports
+        self.timing = {"augment_s": 0.0, "retokenize_s": 0.0}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -88,12 +92,14 @@ class AugmentedDataset(TorchDataset[dict[str, Any]]):
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
         f = self.f
         outcomes: dict[int, Outcome] = {}
+        t0 = time.perf_counter()
         for i in indices:
             e = f.example_index[i]
             if e not in outcomes:
                 out = self.outcome(e)
                 if out is not None:
                     outcomes[e] = out
+        t1 = time.perf_counter()
         fresh: dict[int, tuple[list[list[int]], list[list[int]] | None]] = {}
         if outcomes:
             order = sorted(outcomes)
@@ -101,6 +107,8 @@ class AugmentedDataset(TorchDataset[dict[str, Any]]):
                 fresh = self._encode_backend(order, outcomes)
             else:
                 fresh = self._encode_featurize(order, outcomes)
+        self.timing["augment_s"] += t1 - t0
+        self.timing["retokenize_s"] += time.perf_counter() - t1
         rows = []
         for i in indices:
             e = f.example_index[i]

@@ -23,7 +23,7 @@ class MaskedLMAugmenter:
         import torch
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-        from cea.model.build import quiet_transformers
+        from cea.model.hf import quiet_transformers
 
         quiet_transformers()
         self.tokenizer: Any = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)  # nosec B615 - a local folder, local_files_only

@@ -15,9 +15,9 @@ import random
 from typing import Any
 
 from cea.augment.base import Tokens
+from cea.catalog import NLPAUG_CHAR as CHAR
+from cea.catalog import NLPAUG_NAMES as NAMES
 
-CHAR = ("KeyboardAug", "OcrAug", "RandomCharAug")
-WORD = ("RandomWordAug", "SpellingAug", "SplitAug")
 UNAVAILABLE = {
     "SynonymAug": "needs NLTK's averaged perceptron POS tagger (not installable offline); "
     "use wordnet_synonym",
@@ -25,7 +25,6 @@ UNAVAILABLE = {
     "ContextualWordEmbsAug": "breaks on transformers 5; use contextual_mlm",
     "TfIdfAug": "needs a model folder written by nlpaug's own trainer; use tfidf_substitute",
 }
-NAMES = CHAR + WORD
 
 
 def nlpaug_installed() -> bool:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cea import catalog
 from cea.augment.base import Augmenter
 from cea.augment.builtin import (
     CharNoise,
@@ -23,10 +24,10 @@ from cea.augment.builtin import (
     WordSplit,
     WordSwap,
 )
-from cea.augment.nlpaug_adapter import NAMES as NLPAUG_NAMES
 from cea.augment.nlpaug_adapter import UNAVAILABLE as NLPAUG_UNAVAILABLE
 from cea.augment.nlpaug_adapter import NlpaugAugmenter, nlpaug_installed
-from cea.errors import ConfigError, MissingResourceError
+from cea.catalog import NLPAUG_NAMES
+from cea.errors import MissingResourceError
 
 
 @dataclass
@@ -174,21 +175,7 @@ def all_names() -> list[str]:
     return [s.name for s in SPECS] + [f"nlpaug:{c}" for c in (*NLPAUG_NAMES, *NLPAUG_UNAVAILABLE)]
 
 
-def check_names(names: list[str], allow_antonyms: bool) -> None:
-    """Config-time validation: known names; antonyms only when asked for."""
-    for name in names:
-        known = name in BY_NAME or (
-            name.startswith("nlpaug:") and name.split(":", 1)[1] in NLPAUG_NAMES
-        )
-        if not known:
-            raise ConfigError(
-                f"augment.augmenters: unknown or unsupported augmenter {name!r}",
-                hint="`cea augment list` shows the names",
-            )
-        if "antonym" in name and not allow_antonyms:
-            raise ConfigError(
-                f"augment.augmenters: {name} flips meanings; set augment.allow_antonyms: true"
-            )
+check_names = catalog.check_augmenter_names  # (config validates names with it)
 
 
 def build(name: str, res: Resources) -> Augmenter:

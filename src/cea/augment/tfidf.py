@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cea import __version__
+from cea._version import __version__
 from cea.augment.builtin import STOPWORDS, WeightedVocabulary
 from cea.errors import IntegrityError
 from cea.security.io import canonical_json, sha256_bytes

@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from cea import __version__
+from cea._version import __version__
 from cea.errors import UsageError
 
 # kind -> [(metric path, "higher"|"lower" is better, absolute slack)]

@@ -53,7 +53,7 @@ def augmented_dataset(
     from cea.augment.build import build_augmentation, resources_for
     from cea.augment.dataset import AugmentedDataset
     from cea.config import AugmentConfig
-    from cea.train.features import featurize
+    from cea.model.features import featurize
 
     cfg = AugmentConfig(enabled=True, prob=prob, augmenters=dict.fromkeys(names, 1.0))
     res, _ = resources_for(cfg, texts)
@@ -103,7 +103,7 @@ def cea_loader(
 ) -> Iterable[dict[str, Any]]:
     from torch.utils.data import DataLoader
 
-    from cea.train.features import BucketBatchSampler, collate
+    from cea.model.features import BucketBatchSampler, collate
 
     pad = int(getattr(dataset.tokenizer, "pad_token_id", 0) or 0)
     sampler = BucketBatchSampler(dataset.f.lengths(), batch_size, seed=seed)
@@ -253,3 +253,63 @@ def time_steps(
             break
         t_wait = time.perf_counter()
     return StepRun(n, wait, busy)
+
+
+def pipeline_on_data(cfg: Any, *, repeats: int = 3, delay_s: float = 0.0) -> dict[str, Any]:
+    """The training input pipeline of `cfg` on its data, every part timed: read + split +
+    examples, tokenizer load, tokenize + chunk (the tokenizer cuts the windows), augmentation
+    setup, then `repeats` epochs through the loader training uses (its sampler, augmentation,
+    re-tokenization, collate) — with `train.num_workers` 0 the augment and re-tokenize shares
+    of an epoch are measured apart from collate."""
+    from cea.train.loop import training_loader
+    from cea.train.run import load_inputs
+
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    inputs = load_inputs(cfg, times=times)
+    setup_s = time.perf_counter() - start
+    feats = inputs.feats["train"]
+    loader, sampler, dataset = training_loader(
+        cfg, feats, inputs.train_dataset, pad_id=inputs.pad_id, pair=cfg.task.pair
+    )
+    runs: list[LoaderRun] = []
+    parts: list[dict[str, float]] = []
+    for r in range(repeats):
+        sampler.set_epoch(r)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(r)
+        before = dict(getattr(dataset, "timing", {}))
+        runs.append(time_loader(loader, delay_s))
+        after = getattr(dataset, "timing", {})
+        parts.append({k: after[k] - before.get(k, 0.0) for k in after})
+    inputs.release()
+    summary = summarize(runs)
+    epoch_s = float(np.median([r.seconds for r in runs]))
+    measured = cfg.train.num_workers == 0  # (worker processes keep their own counts)
+    aug_s = float(np.median([p.get("augment_s", 0.0) for p in parts])) if measured else None
+    retok_s = float(np.median([p.get("retokenize_s", 0.0) for p in parts])) if measured else None
+    lengths = feats.lengths()
+    out: dict[str, Any] = {
+        "task": f"{cfg.task.name}/{cfg.task.level}",
+        "backbone": cfg.model.backbone,
+        "examples": feats.n_examples,
+        "rows": len(feats),  # windows (chunked posts) or pairs
+        "windows_per_example": round(len(feats) / max(feats.n_examples, 1), 3),
+        "mean_tokens_per_row": round(float(np.mean(lengths)) if len(lengths) else 0.0, 1),
+        "truncated_share": round(feats.truncated_examples / max(feats.n_examples, 1), 4),
+        "batches_per_epoch": len(sampler),
+        "augment": bool(cfg.augment.enabled),
+        "time_s": {
+            **{k: round(v, 4) for k, v in times.items()},
+            "setup_total_s": round(setup_s, 4),
+            "epoch_s": round(epoch_s, 4),
+            "augment_per_epoch_s": None if aug_s is None else round(aug_s, 4),
+            "retokenize_per_epoch_s": None if retok_s is None else round(retok_s, 4),
+            "collate_per_epoch_s": None
+            if aug_s is None or retok_s is None
+            else round(max(epoch_s - aug_s - retok_s, 0.0), 4),
+        },
+        **summary,
+        "examples_per_s": round(feats.n_examples / max(epoch_s, 1e-9), 1),
+    }
+    return out

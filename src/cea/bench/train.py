@@ -25,66 +25,43 @@ from cea.config import CeaConfig
 
 
 def _sampler_len(cfg: CeaConfig, feats: Any, pair: bool) -> int:
-    from cea.train.features import BucketBatchSampler, ExampleBatchSampler
+    """Micro-steps per epoch: the length of the very sampler training builds."""
+    from cea.train.loop import training_loader
 
-    tc = cfg.train
-    if not pair and cfg.model.chunking.train_unit == "post":
-        return len(
-            ExampleBatchSampler(feats, tc.batch_size, seed=cfg.seed, bucket=tc.bucket_by_length)
-        )
-    return len(
-        BucketBatchSampler(
-            feats.lengths(), tc.batch_size, seed=cfg.seed, bucket=tc.bucket_by_length
-        )
-    )
+    return len(training_loader(cfg, feats, pair=pair)[1])
 
 
 def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> dict[str, Any]:
-    """Time `warmup + steps` real micro-steps of `cfg` and estimate its epoch and run time."""
+    """Time `warmup + steps` real micro-steps of `cfg` and estimate its epoch and run time.
+    The setup is the run's own (`cea.train.run.load_inputs`, `build_run_model`), timed."""
     import psutil
 
-    from cea.model.backbone import resolve_backbone
-    from cea.model.build import build_model, load_tokenizer
+    from cea.model.inference import predict
     from cea.progress import RecordingProgress
-    from cea.train.features import featurize
-    from cea.train.loop import fit, predict, resolve_device, seed_everything
-    from cea.train.run import featurize_kwargs, prepare_data
+    from cea.train.loop import fit, resolve_device
+    from cea.train.run import build_run_model, load_inputs
 
     times: dict[str, float] = {}
     # what the process spent before this call (interpreter start, imports): a run pays it too
     times["startup_s"] = max(0.0, time.time() - psutil.Process().create_time())
+    inputs = load_inputs(cfg, times=times)
+    data, feats, pair = inputs.data, inputs.feats, cfg.task.pair
     t = time.perf_counter()
-    data = prepare_data(cfg)
-    times["read_split_examples_s"] = time.perf_counter() - t
-    pair = cfg.task.pair
-    seed_everything(cfg.seed)
-    backbone = resolve_backbone(cfg.model.backbone, seed=cfg.seed)
-    tokenizer = load_tokenizer(backbone)
-    ch = cfg.model.chunking
-    kwargs = featurize_kwargs(cfg, data)
-    t = time.perf_counter()
-    feats = {name: featurize(exs, tokenizer, **kwargs) for name, exs in data.examples.items()}
-    times["tokenize_chunk_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    model = build_model(backbone, labels=data.labels, pair=pair, dropout=cfg.model.dropout)
+    model = build_run_model(cfg, inputs)
     times["model_build_s"] = time.perf_counter() - t
-    train_ds = None
-    if cfg.augment.enabled:
-        from cea.train.run import _augmented_dataset
-
-        train_ds = _augmented_dataset(cfg, data, tokenizer, feats["train"], kwargs)
     steps_per_epoch = _sampler_len(cfg, feats["train"], pair)
     measured = min(warmup + steps, steps_per_epoch)
     timed = {"max_steps": max(1, measured // cfg.train.grad_accum), "epochs": 1, "log_every": 1}
     short = cfg.model_copy(update={"train": cfg.train.model_copy(update=timed)})
     rec = RecordingProgress()
     n_out = 1 if pair else len(data.labels)
-    pad_id = int(tokenizer.pad_token_id or 0)
+    pad_id = inputs.pad_id
+    ch = cfg.model.chunking
     with tempfile.TemporaryDirectory(prefix="cea-bench-train-") as tmp:
         t = time.perf_counter()
         fit(model, short, train_features=feats["train"], val_features=feats["validation"],
             labels=data.labels, pair=pair, run_dir=Path(tmp), progress=rec, pad_id=pad_id,
-            train_dataset=train_ds)  # fmt: skip
+            train_dataset=inputs.train_dataset)  # fmt: skip
         fit_s = time.perf_counter() - t
     step_events = [p for k, p in rec.events if k == "step"]
     micro = [(p["steps"], p["data_wait_s"], p["step_s"]) for p in step_events]
@@ -110,10 +87,7 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
     # the end of a run: validation and test passes with the kept model, and its folder written
     run_s = setup_s + cfg.train.epochs * epoch_s + val_s + test_s + checkpoint_s
     rows_per_step = len(feats["train"]) / max(steps_per_epoch, 1)
-    if backbone.kind == "tiny":  # built in a temporary folder for this call, as training does
-        import shutil
-
-        shutil.rmtree(backbone.path, ignore_errors=True)
+    inputs.release()
     return {
         "task": f"{cfg.task.name}/{cfg.task.level}",
         "backbone": cfg.model.backbone,

@@ -17,7 +17,7 @@ try:  # typer >= 0.20 vendors click as typer._click; its exceptions are the ones
 except ImportError:  # pragma: no cover - older typer on real click
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
-from cea import __version__
+from cea._version import __version__
 from cea.cli import _common
 from cea.cli import audit as audit_cmd
 from cea.cli import augment as augment_cmd

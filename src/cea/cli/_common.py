@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -78,31 +76,12 @@ def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
-@contextmanager
-def graceful_stop() -> Iterator[Callable[[], str | None]]:
-    """SIGINT / SIGTERM ask the work to stop at its next safe point (the callable yielded
-    returns the signal's name once one came); a second signal stops at once."""
-    import signal
-    import threading
+def graceful_stop() -> Any:
+    """`cea.progress.graceful_stop`, saying on stderr that a signal came."""
+    from cea.progress import graceful_stop as stop
 
-    reason: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if reason:
-            raise KeyboardInterrupt
-        reason.append(signal.Signals(signum).name)
-        err_console.print(
-            f"{reason[0]}: stopping after the current step (send it again to stop now)"
+    return stop(
+        lambda name: err_console.print(
+            f"{name}: stopping after the current step (send it again to stop now)"
         )
-
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in old:
-        signal.signal(s, handler)
-    try:
-        yield lambda: reason[0] if reason else None
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    )

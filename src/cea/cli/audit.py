@@ -78,8 +78,9 @@ def audit(
     quiet: QuietOpt = False,
 ) -> None:
     """Audit the project: SAST (bandit), known vulnerabilities, CycloneDX SBOM, policy waivers."""
+    from cea import api
     from cea.audit.report import render
-    from cea.audit.runner import CHECK_NAMES, DEFAULT_CHECKS, run_audit
+    from cea.audit.runner import CHECK_NAMES, DEFAULT_CHECKS
     from cea.errors import UsageError
 
     mode = set_mode(json_out, quiet)
@@ -93,11 +94,6 @@ def audit(
         selected = (rest.pop(0),)
     if checks:
         selected = tuple(c.strip() for c in checks.split(",") if c.strip())
-        unknown = [c for c in selected if c not in CHECK_NAMES]
-        if unknown:
-            raise UsageError(
-                f"unknown check(s) {', '.join(unknown)}", hint=f"choose from {CHECKS_HELP}"
-            )
     artifact_paths: list[str] = []
     if selected == ("artifacts",) and len(rest) > 1:  # cea audit artifacts PATH...
         artifact_paths, rest = rest, ["."]
@@ -111,14 +107,11 @@ def audit(
         raise UsageError(
             f"{rest[0]!r} is neither a check nor a folder", hint=f"checks: {CHECKS_HELP}"
         )
-    if not root.is_dir():
-        raise UsageError(f"{root} is not a folder")
     options: dict[str, Any] = {
         "osv_db": str(osv_db) if osv_db else None,
         "requirements": str(requirements) if requirements else None,
         "write_sbom": str(write_sbom) if write_sbom else None,
         "write_third_party": str(write_third_party) if write_third_party else None,
-        "artifact_paths": artifact_paths or None,
         "cache_key": _read_key(cache_key) if cache_key else None,
         "python": python,
     }
@@ -129,23 +122,18 @@ def audit(
             f"folder {output.parent} not found (for --output {output})",
             hint="create the folder or correct the path",
         )
-    if artifact_paths:
-        missing = [p for p in artifact_paths if not Path(p).exists() and not Path(p).is_symlink()]
-        if missing:
-            from cea.errors import MissingResourceError
-
-            raise MissingResourceError(f"not found: {', '.join(missing)}")
     status = None
     if show_progress():  # on stderr, whatever the output format
         status = err_console.status("auditing")
         status.start()
         options["on_file"] = lambda p: status.update(f"running artifacts: {escape(str(p))[-70:]}")
     try:
-        report = run_audit(
-            root,
+        report = api.audit(
+            artifact_paths or [root],
             selected,
+            policy,
+            root=root,
             options=options,
-            policy_file=policy,
             on_check=(lambda n: status.update(f"running {n}")) if status else None,
         )
     finally:

@@ -96,7 +96,7 @@ def preview_command(
     augments in that epoch (same draw as `cea train`)."""
     from cea.augment.build import build_augmentation, lexicon_for, resources_for
     from cea.config import load_config
-    from cea.train.run import prepare_data
+    from cea.data.prepare import prepare_data
 
     mode = set_mode(json_out, quiet)
     cfg = load_config(

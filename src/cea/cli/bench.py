@@ -1,8 +1,10 @@
-"""`cea bench pipeline|step|augment`: is the accelerator kept fed? With baselines and gates."""
+"""`cea bench pipeline|step|train|augment`: is the accelerator kept fed? With baselines and gates.
+
+Wiring only: the measurements are `cea.api.bench_*` (over `cea.bench.run`); this module parses
+the options and renders what they return."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +14,7 @@ from rich.table import Table
 from cea.cli._common import JsonOpt, QuietOpt, SetOpt, console, emit_json, info, set_mode
 
 app = typer.Typer(
-    help="Input-pipeline throughput, data-wait/step ratio, augmenter latency; baselines.",
+    help="Input-pipeline throughput, data-wait/step ratio, augmenter latency, run estimate.",
     no_args_is_help=True,
 )
 
@@ -44,63 +46,58 @@ RegOpt = Annotated[
     str, typer.Option("--max-regression", help="Allowed regression vs. the baseline (e.g. 10%).")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the corpus and the draws.")]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--config", "-c", help="Measure this run config on its data (packaged name or YAML)."
+    ),
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option("--data", help="Measure on this dataset: a ReDSM5 folder or a .jsonl/.csv file."),
+]
 # test-only: makes every batch / call slower, so the regression gate can be shown to fire
 DelayOpt = Annotated[float, typer.Option("--inject-delay-ms", hidden=True, min=0.0)]
 
 
-def _backbone_and_tokenizer(backbone: str, seed: int) -> tuple[Any, Any]:
-    from cea.model.backbone import resolve_backbone
-    from cea.model.build import load_tokenizer
-
-    bb = resolve_backbone(backbone, seed=seed)
-    return bb, load_tokenizer(bb)
+def _names(augmenters: str) -> list[str]:
+    return [a.strip() for a in augmenters.split(",") if a.strip()]
 
 
-def _gate(
-    kind: str,
-    params: dict[str, Any],
-    result: dict[str, Any],
-    save: Path | None,
-    baseline: Path | None,
-    max_regression: str,
-) -> dict[str, Any] | None:
-    from cea.bench.baseline import compare, parse_regression, save_baseline
+def _finish(result: Any, json_mode: bool, table: Table | None) -> None:
+    """Render, then refuse the gate on a regression (after the output, so it is seen)."""
+    from cea.bench.run import raise_if_regressed
 
-    verdict = None
-    if baseline is not None:
-        verdict = compare(baseline, kind, params, result, parse_regression(max_regression))
-    if save is not None:
-        save_baseline(save, kind, params, result)
-    return verdict
-
-
-def _finish(out: dict[str, Any], json_mode: bool, table: Table | None) -> None:
-    from cea.errors import GateRefused
-
-    verdict = out.get("comparison")
+    verdict = result.comparison
     if json_mode:
-        emit_json(out)
+        emit_json(result.to_dict())
     else:
         if table is not None:
             console.print(table)
-        if verdict:
-            for c in verdict["checks"]:
-                mark = "[red]REGRESSED[/]" if c["regressed"] else "[green]ok[/]"
-                console.print(
-                    f"{mark} {c['metric']}: {c['baseline']:.4g} → {c['current']:.4g} "
-                    f"({c['change']:+.1%}; {c['better']} is better)"
-                )
-    if verdict and verdict["regressed"]:
-        worst = [c["metric"] for c in verdict["checks"] if c["regressed"]]
-        raise GateRefused(
-            f"regression beyond {verdict['max_regression']:.0%} vs. {verdict['baseline']}: "
-            + ", ".join(worst),
-            hint="medians of repeated runs; rerun with more --repeats if the machine was busy",
-        )
+        for c in (verdict or {}).get("checks", []):
+            mark = "[red]REGRESSED[/]" if c["regressed"] else "[green]ok[/]"
+            console.print(
+                f"{mark} {c['metric']}: {c['baseline']:.4g} → {c['current']:.4g} "
+                f"({c['change']:+.1%}; {c['better']} is better)"
+            )
+    raise_if_regressed(verdict)
+
+
+def _seconds_table(title: str, times: dict[str, Any]) -> Table:
+    table = Table(title=title)
+    table.add_column("part")
+    table.add_column("seconds", justify="right")
+    for key, value in times.items():
+        if value is not None:
+            table.add_row(key.removesuffix("_s").replace("_", " "), f"{value:.4f}")
+    return table
 
 
 @app.command("pipeline")
 def pipeline_command(
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    sets: SetOpt = None,
     batch_size: BatchOpt = 32,
     workers: WorkersOpt = 0,
     prob: ProbOpt = 0.15,
@@ -125,80 +122,57 @@ def pipeline_command(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Throughput (samples/s) and batch latency (p50/p95) of the training input pipeline:
-    augment → re-tokenize the augmented → collate, base rows pre-tokenized outside the timing."""
-    from cea.bench.augment import corpus
-    from cea.bench.pipeline import (
-        augmented_dataset,
-        cea_loader,
-        naive_augmenters,
-        naive_loader,
-        repeat,
-        summarize,
-        time_loader,
-    )
+    """Throughput (samples/s) and batch latency (p50/p95) of the training input pipeline.
+    With --config/--data: the run's own pipeline on its data, every part timed (read, split,
+    tokenize + chunk, augment, re-tokenize, collate); the batch, corpus and augmenter options
+    then come from the config. Without: a fixed synthetic corpus (augment → re-tokenize →
+    collate, base rows pre-tokenized outside the timing), comparable across machines."""
+    from cea import api
 
     mode = set_mode(json_out, quiet)
-    names = [a.strip() for a in augmenters.split(",") if a.strip()]
-    texts = corpus(n, words, seed=seed)
-    _, tok = _backbone_and_tokenizer(backbone, seed)
-    info(f"corpus: {n} texts of {words} words; batch {batch_size}, {workers} workers")
-    ds = augmented_dataset(texts, tok, names, prob, max_length, seed)
-    delay = inject_delay_ms / 1000.0
-    ours = summarize(
-        repeat(lambda r: time_loader(cea_loader(ds, batch_size, workers, seed, r), delay), repeats)
-    )
-    params = {
-        "batch_size": batch_size,
-        "workers": workers,
-        "prob": prob,
-        "augmenters": names,
-        "n": n,
-        "words": words,
-        "max_length": max_length,
-        "backbone": backbone,
-    }
-    out: dict[str, Any] = {"kind": "pipeline", "params": params, "cea": ours}
+    on_data = config is not None or data is not None
+    if on_data:
+        info(f"measuring the pipeline of {config or 'default'} on {data or 'its data'}")
+        res = api.bench_pipeline(
+            config or "default", data=data, overrides=sets or [], repeats=repeats,
+            save_baseline=save_baseline, baseline=baseline, max_regression=max_regression,
+            check=False, inject_delay_ms=inject_delay_ms,
+        )  # fmt: skip
+    else:
+        info(f"corpus: {n} texts of {words} words; batch {batch_size}, {workers} workers")
+        res = api.bench_pipeline(
+            batch_size=batch_size, workers=workers, prob=prob, augmenters=_names(augmenters),
+            n=n, words=words, max_length=max_length, repeats=repeats, backbone=backbone,
+            compare_naive=compare_naive, seed=seed, save_baseline=save_baseline,
+            baseline=baseline, max_regression=max_regression, check=False,
+            inject_delay_ms=inject_delay_ms,
+        )  # fmt: skip
+    ours = res.data["cea"]
     table = Table(title=f"input pipeline ({repeats} runs, medians)")
     for col in ("pipeline", "samples/s", "batch p50 ms", "batch p95 ms"):
         table.add_column(col, justify="left" if col == "pipeline" else "right")
     table.add_row(
-        "cea",
-        f"{ours['samples_per_s']:,.0f}",
-        f"{ours['batch_p50_ms']:.3f}",
+        "cea", f"{ours['samples_per_s']:,.0f}", f"{ours['batch_p50_ms']:.3f}",
         f"{ours['batch_p95_ms']:.3f}",
-    )
-    if compare_naive:
-        nl_augs = naive_augmenters(names, 0.15)
-        naive = summarize(
-            repeat(
-                lambda r: time_loader(
-                    naive_loader(
-                        texts,
-                        tok,
-                        nl_augs,
-                        prob=prob,
-                        batch_size=batch_size,
-                        workers=workers,
-                        max_length=max_length,
-                        seed=seed + r,
-                    )
-                ),
-                repeats,
-            )
-        )
-        out["naive"] = naive
-        out["naive"]["augmenters"] = [type(a).__name__ for a in nl_augs]
-        out["speedup"] = round(ours["samples_per_s"] / max(naive["samples_per_s"], 1e-9), 2)
+    )  # fmt: skip
+    naive = res.data.get("naive")
+    if naive:
         table.add_row(
             "naive (nlpaug in __getitem__, tokenize in collate)",
             f"{naive['samples_per_s']:,.0f}",
             f"{naive['batch_p50_ms']:.3f}",
             f"{naive['batch_p95_ms']:.3f}",
         )
-        table.caption = f"cea is {out['speedup']}x the naive pipeline"
-    out["comparison"] = _gate("pipeline", params, ours, save_baseline, baseline, max_regression)
-    _finish(out, mode.json, table)
+        table.caption = f"cea is {res.data['speedup']}x the naive pipeline"
+    if on_data and not mode.json:
+        console.print(_seconds_table(f"where the time goes ({ours['task']})", ours["time_s"]))
+        console.print(
+            f"{ours['examples']} examples → {ours['rows']} rows "
+            f"({ours['windows_per_example']} per example, {ours['mean_tokens_per_row']} tokens "
+            f"each, {ours['truncated_share']:.1%} truncated); {ours['examples_per_s']:,.0f} "
+            "examples/s"
+        )
+    _finish(res, mode.json, table)
 
 
 @app.command("train")
@@ -219,26 +193,20 @@ def train_command(
 ) -> None:
     """A few real training steps of the configured run on your data (its task, lengths,
     chunking, augmentation), where the time goes, and an estimate of an epoch and of the run."""
-    from cea.bench.train import estimate_training
-    from cea.config import load_config
+    from cea import api
 
     mode = set_mode(json_out, quiet)
-    cfg = load_config(config, sets or [], {"data.path": data})
-    info(f"timing {steps} steps of {cfg.task.name}/{cfg.task.level} with {cfg.model.backbone}")
-    out = {"kind": "train", **estimate_training(cfg, steps=steps, warmup=warmup)}
+    info(f"timing {steps} steps of {config or 'default'} on {data or 'its data'}")
+    out = api.bench_train(config, data=data, overrides=sets or [], steps=steps, warmup=warmup)
     if mode.json:
         emit_json(out)
         return
-    t = out["time_s"]
-    table = Table(title=f"where the time goes ({out['device']}, {out['steps_measured']} steps)")
-    table.add_column("part")
-    table.add_column("seconds", justify="right")
-    for key in ("startup_s", "read_split_examples_s", "tokenize_chunk_s", "model_build_s"):
-        table.add_row(key.removesuffix("_s").replace("_", " "), f"{t[key]:.2f}")
-    table.add_row("data wait per step (collate, augment)", f"{t['data_wait_per_step']:.4f}")
-    table.add_row("step (forward, backward, optimizer)", f"{t['step']:.4f}")
-    table.add_row("validation pass", f"{t['validation_pass']:.2f}")
-    table.add_row("checkpoint", f"{t['checkpoint']:.2f}")
+    t = dict(out["time_s"])
+    per_step = {k: t.pop(k) for k in ("data_wait_per_step", "step")}
+    table = _seconds_table(f"where the time goes ({out['device']}, {out['steps_measured']} "
+                           "steps)", t)  # fmt: skip
+    table.add_row("data wait per step (collate, augment)", f"{per_step['data_wait_per_step']:.4f}")
+    table.add_row("step (forward, backward, optimizer)", f"{per_step['step']:.4f}")
     console.print(table)
     est = out["estimate_s"]
     console.print(
@@ -250,6 +218,9 @@ def train_command(
 
 @app.command("step")
 def step_command(
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    sets: SetOpt = None,
     simulate_step_ms: Annotated[
         float | None,
         typer.Option(
@@ -267,8 +238,11 @@ def step_command(
     augmenters: AugOpt = CHEAP,
     words: WordsOpt = 25,
     steps: Annotated[
-        int, typer.Option("--steps", min=5, max=100_000, help="Measured steps.")
-    ] = 200,
+        int | None,
+        typer.Option(
+            "--steps", min=5, max=100_000, help="Measured steps (200 synthetic, 20 on data)."
+        ),
+    ] = None,
     prefetch: Annotated[
         int,
         typer.Option(
@@ -286,100 +260,40 @@ def step_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Data-wait/step ratio around the real training step (forward, backward, optimizer) or a
-    simulated one, with its band: < 5 % not, 5–20 % moderately, ≥ 20 % highly input-bound."""
-    import numpy as np
-
-    from cea.bench.augment import corpus
-    from cea.bench.pipeline import augmented_dataset, band, cea_loader, time_steps
+    simulated one, with its band: < 5 % not, 5–20 % moderately, ≥ 20 % highly input-bound.
+    With --config/--data: the run's own loop on its data, around its real steps (set the
+    device with --set train.device=cuda)."""
+    from cea import api
 
     mode = set_mode(json_out, quiet)
-    names = [a.strip() for a in augmenters.split(",") if a.strip()]
-    n = batch_size * (steps + 4)
-    texts = corpus(n, words, seed=seed)
-    bb, tok = _backbone_and_tokenizer(backbone, seed)
-    ds = augmented_dataset(texts, tok, names, prob, 64, seed)
-    delay = inject_delay_ms / 1000.0
-    step_fn, where = _step_function(simulate_step_ms, device, bb, delay)
-    from cea.train.prefetch import Prefetcher
-
-    def loader(r: int) -> Any:
-        base = cea_loader(ds, batch_size, workers, seed, r)
-        return Prefetcher(base, prefetch) if prefetch else base
-
-    runs = [time_steps(loader(r), step_fn, max_steps=steps) for r in range(repeats)]
-    ratios = [r.ratio for r in runs]
-    ratio = float(np.median(ratios))
-    result: dict[str, Any] = {
-        "data_wait_ratio": round(ratio, 5),
-        "band": band(ratio),
-        "runs_ratio": [round(x, 5) for x in ratios],
-        "wait_ms_per_step": round(float(np.median([r.wait_s / r.steps for r in runs])) * 1000, 4),
-        "step_ms": round(float(np.median([r.step_s / r.steps for r in runs])) * 1000, 4),
-        "steps": runs[0].steps,
-    }
-    params = {
-        "step": where,
-        "batch_size": batch_size,
-        "workers": workers,
-        "prefetch": prefetch,
-        "prob": prob,
-        "augmenters": names,
-        "words": words,
-        "backbone": backbone,
-    }
-    out: dict[str, Any] = {"kind": "step", "params": params, **result}
-    out["comparison"] = _gate("step", params, result, save_baseline, baseline, max_regression)
-    table = Table(title=f"data-wait/step ratio ({where}; {repeats} runs, median)")
+    if config is not None or data is not None:
+        sets = [*(sets or []), *([f"train.device={device}"] if device != "auto" else [])]
+        res = api.bench_step(
+            config or "default", data=data, overrides=sets, steps=steps,
+            save_baseline=save_baseline, baseline=baseline, max_regression=max_regression,
+            check=False,
+        )  # fmt: skip
+        repeats = 1
+    else:
+        res = api.bench_step(
+            simulate_step_ms=simulate_step_ms, device=device, batch_size=batch_size,
+            workers=workers, prob=prob, augmenters=_names(augmenters), words=words, steps=steps,
+            prefetch=prefetch, repeats=repeats, backbone=backbone, seed=seed,
+            save_baseline=save_baseline, baseline=baseline, max_regression=max_regression,
+            check=False, inject_delay_ms=inject_delay_ms,
+        )  # fmt: skip
+    out = res.data
+    table = Table(title=f"data-wait/step ratio ({out['params']['step']}; {repeats} runs, median)")
     for col in ("ratio", "band", "wait ms/step", "step ms", "workers"):
         table.add_column(col, justify="right")
     table.add_row(
-        f"{ratio:.2%}",
-        result["band"],
-        f"{result['wait_ms_per_step']:.3f}",
-        f"{result['step_ms']:.2f}",
-        str(workers),
+        f"{out['data_wait_ratio']:.2%}",
+        out["band"],
+        f"{out['wait_ms_per_step']:.3f}",
+        f"{out['step_ms']:.2f}",
+        str(out["params"]["workers"]),
     )
-    _finish(out, mode.json, table)
-
-
-def _step_function(
-    simulate_ms: float | None, device: str, backbone: Any, delay_s: float
-) -> tuple[Any, str]:
-    if simulate_ms is not None:
-
-        def sleep_step(batch: dict[str, Any]) -> None:
-            time.sleep(simulate_ms / 1000.0 + delay_s)
-
-        return sleep_step, f"simulated {simulate_ms:g} ms"
-    import torch
-
-    from cea.bench.pipeline import LABELS
-    from cea.model.build import build_model
-    from cea.train.loop import build_optimizer
-
-    dev = torch.device(
-        "cuda"
-        if device == "auto" and torch.cuda.is_available()
-        else (device if device != "auto" else "cpu")
-    )
-    model = build_model(backbone, labels=LABELS, pair=False)
-    model.to(dev)
-    model.train()
-    opt = build_optimizer(model, lr=1e-5, weight_decay=0.0)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-
-    def real_step(batch: dict[str, Any]) -> None:
-        inputs = {k: batch[k].to(dev, non_blocking=True) for k in ("input_ids", "attention_mask")}
-        loss = loss_fn(model(**inputs).logits, batch["labels"].to(dev))
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        if delay_s:
-            time.sleep(delay_s)
-
-    return real_step, f"real step on {dev.type}"
+    _finish(res, mode.json, table)
 
 
 @app.command("augment")
@@ -400,34 +314,19 @@ def augment_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Latency per example (p50, p95) of each augmenter on a fixed corpus."""
-    from cea.augment.registry import SPECS, availability, build
-    from cea.bench.augment import augmenter_latency, corpus, latency_resources
+    from cea import api
 
     mode = set_mode(json_out, quiet)
-    texts = corpus(n, words, seed=seed)
-    res = latency_resources(n, words, seed)
-    if augmenters:
-        names = [a.strip() for a in augmenters.split(",") if a.strip()]
-    else:
-        names = [s.name for s in SPECS if s.kind != "model" and availability(s.name, res).available]
-    rows = {}
-    for name in names:
-        lat = augmenter_latency(
-            build(name, res), texts, repeats=repeats, seed=seed, delay_s=inject_delay_ms / 1000.0
-        )
-        rows[name] = lat.to_dict()
-    result = {
-        "augmenters": rows,
-        "max_p50_ms": max((r["p50_ms"] for r in rows.values()), default=0.0),
-    }
-    params = {"n": n, "words": words, "augmenters": names}
-    out: dict[str, Any] = {"kind": "augment", "params": params, **result}
-    out["comparison"] = _gate("augment", params, result, save_baseline, baseline, max_regression)
+    res = api.bench_augment(
+        _names(augmenters) if augmenters else None, n=n, words=words, repeats=repeats,
+        seed=seed, save_baseline=save_baseline, baseline=baseline,
+        max_regression=max_regression, check=False, inject_delay_ms=inject_delay_ms,
+    )  # fmt: skip
     table = Table(title=f"augmenter latency per example ({n} texts of {words} words)")
     for col in ("augmenter", "kind", "p50 ms", "p95 ms", "changed"):
         table.add_column(col, justify="left" if col in ("augmenter", "kind") else "right")
-    for name, r in rows.items():
+    for name, r in res.data["augmenters"].items():
         table.add_row(
             name, r["kind"], f"{r['p50_ms']:.4f}", f"{r['p95_ms']:.4f}", f"{r['changed_share']:.0%}"
         )
-    _finish(out, mode.json, table)
+    _finish(res, mode.json, table)

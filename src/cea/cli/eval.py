@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -20,53 +18,6 @@ from cea.cli._common import (
     info,
     set_mode,
 )
-
-
-def _log_to_mlflow(run_dir: Path, name: str, report: dict[str, Any], folder: Path) -> str | None:
-    """Attach the evaluation to the run's MLflow run (if it was tracked and reachable)."""
-    from cea.cli._tracking import recorded_tracking, resolve_target, usable_uri
-    from cea.errors import ConfigError
-    from cea.tracking.mlflow_tracker import MlflowTracker
-
-    recorded = recorded_tracking(run_dir)
-    if not recorded:
-        return None
-    try:
-        uri = usable_uri(recorded, None)
-    except ConfigError:
-        return (
-            "not logged to MLflow: the run's tracking URI held a secret, which cea does not store"
-        )
-    m = report["metrics"]
-    metrics = {
-        f"eval/{name}/macro_f1": m["macro_f1"],
-        f"eval/{name}/micro_f1": m["micro_f1"],
-        f"eval/{name}/ece": report["ece"],
-    }
-    for lab, lm in m["per_label"].items():
-        metrics[f"eval/{name}/{lab}/f1"] = lm["f1"]
-    try:  # best effort: the evaluation is written and complete whatever the store does
-        tracker = MlflowTracker.resume(
-            resolve_target(uri, None, recorded["experiment"]), recorded["run_id"]
-        )
-        tracker.log(metrics=metrics)
-        for f in sorted(folder.iterdir()):
-            tracker.log_artifact(f, f"eval/{name}")
-        tracker.end("FINISHED")
-    except Exception as exc:
-        from cea.tracking.redact import redact_text
-
-        return f"not logged to MLflow ({redact_text(str(exc))[:160]})"
-    return f"logged to MLflow run {recorded['run_id']}"
-
-
-def _fresh(stem: str) -> Path:
-    """`stem`, or `stem-2`, `stem-3`, ... when two comparisons start in the same second."""
-    path, n = Path(stem), 1
-    while path.exists():
-        n += 1
-        path = Path(f"{stem}-{n}")
-    return path
 
 
 def eval_command(
@@ -127,58 +78,31 @@ def eval_command(
 ) -> None:
     """Score a run on a split: F1 (macro, micro, per criterion) with 95 % bootstrap intervals,
     AUROC, AUPRC, calibration error, plots; written to RUN_DIR/eval/NAME with its own manifest."""
-    from cea.cli.register import resolve_model_source
+    from cea import api
     from cea.errors import UsageError
-    from cea.evaluate.evaluation import evaluate_run
 
     mode = set_mode(json_out, quiet)
     if compare is not None:
-        from cea.evaluate.compare import compare_groups, expand_group, write_comparison
-
-        folder = compare_out or _fresh(f"compare-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
-        if folder.exists():  # an explicit --out is never overwritten
-            raise UsageError(f"{folder} exists; comparisons are not overwritten", hint="give --out")
-        result = compare_groups(
-            expand_group(compare[0]),
-            expand_group(compare[1]),
-            n_boot=max(n_boot, 200),
-            seed=seed,
-            single_seed_ok=single_seed_ok,
-            device=device,
-            batch_size=batch_size,
-        )
-        result["files"] = write_comparison(result, folder)
+        comparison = api.compare(
+            compare[0], compare[1], n_boot=n_boot, seed=seed, single_seed_ok=single_seed_ok,
+            out=compare_out, device=device, batch_size=batch_size,
+        )  # fmt: skip
         if mode.json:
-            emit_json(result)
+            emit_json(comparison.to_dict())
         else:
-            console.print(result["sentence"])
-            info(f"comparison and plot in {folder}")
+            console.print(comparison.sentence)
+            info(f"comparison and plot in {comparison.folder}")
         return
     if source is None:
         raise UsageError("give a run folder or models:/NAME@ALIAS, or --compare A B")
-    label = name or f"{split}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-    with tempfile.TemporaryDirectory(prefix="cea-model-") as tmp:
-        run_dir, registered = resolve_model_source(source, tracking_uri, Path(tmp))
-        out_root = None
-        if registered is not None:
-            out_root = output_dir or Path("eval") / f"{registered['name']}-v{registered['version']}"
-        out = evaluate_run(
-            run_dir,
-            split=split,
-            name=label,
-            n_boot=n_boot,
-            seed=seed,
-            data_path=data,
-            out_root=out_root,
-            source=source if registered is not None else None,
-            device=device,
-            batch_size=batch_size,
-        )
-    tracked = None
-    if not no_track and registered is None:
-        tracked = _log_to_mlflow(run_dir, label, out.report, out.folder)
+    out = api.evaluate(
+        source, split=split, name=name, data=data, n_boot=n_boot, seed=seed,
+        output_dir=output_dir, tracking_uri=tracking_uri, track=not no_track, device=device,
+        batch_size=batch_size,
+    )  # fmt: skip
+    tracked = out.tracking
     if mode.json:
-        emit_json({"folder": str(out.folder), "tracking": tracked, **out.report})
+        emit_json(out.to_dict())
         return
     r = out.report
     m, ci = r["metrics"], r["intervals"]

@@ -22,9 +22,9 @@ ExpOpt = Annotated[str, typer.Option("--experiment", help="MLflow experiment nam
 
 
 def _client_and_experiment(uri: str | None, experiment: str) -> tuple[Any, Any]:
-    from cea.cli._tracking import resolve_target
     from cea.errors import MissingResourceError
     from cea.tracking.mlflow_tracker import _client
+    from cea.tracking.targets import resolve_target
 
     target = resolve_target(uri, None, experiment)
     client = _client(target.uri, create=False)  # read-only: never creates a store

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cea.evaluate.evaluation import fmt_optional
+from cea.evaluate.markdown import fmt_optional
 from cea.security.manifest import check_manifest
 
 

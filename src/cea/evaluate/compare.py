@@ -63,7 +63,7 @@ def _load_data(run: Path, expected_hash: str, cache: dict[str, Any]) -> Any:
     runs name (same format, path, criteria and aliases) is read once."""
     from cea.data.criteria import load_criteria
     from cea.data.readers import ensure_usable, load_dataset
-    from cea.train.run import saved_config
+    from cea.run_folder import saved_config
 
     cfg = saved_config(run)
     d = cfg.data

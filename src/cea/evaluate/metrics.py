@@ -384,3 +384,65 @@ def choose_thresholds(
         else:
             rules[lab] = {"rule": "default", "reason": "gain below its noise", **info}
     return ThresholdChoice(values, rules)
+
+
+def score(pred: Any, labels: tuple[str, ...], thresholds: np.ndarray | None = None) -> MetricReport:
+    """The metrics of `Predictions` (cea.model.inference) at these thresholds (None: tuned)."""
+    return compute_metrics(pred.crit, pred.target, pred.prob, labels, thresholds, loss=pred.loss)
+
+
+N_BINS = 10
+
+
+def expected_calibration_error(target: np.ndarray, prob: np.ndarray, bins: int = N_BINS) -> float:
+    """Mean |accuracy - confidence| over equal-width probability bins, weighted by bin size."""
+    keep = ~np.isnan(target)  # unknown labels are no evidence either way
+    target, prob = target[keep], prob[keep]
+    if len(prob) == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(prob, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            ece += mask.mean() * abs(float(target[mask].mean()) - float(prob[mask].mean()))
+    return float(round(ece, 6))
+
+
+EVIDENCE_KS = (1, 3, 5)
+
+
+def evidence_recall(
+    keys: list[tuple[str, str]],
+    target: np.ndarray,
+    prob: np.ndarray,
+    ks: tuple[int, ...] = EVIDENCE_KS,
+) -> dict[str, Any]:
+    """Evidence retrieval per (post, criterion) with at least one gold sentence: recall@k is
+    the share of its gold sentences among its k most probable sentences (averaged), hit@k the
+    share of pairs with at least one gold sentence in the top k."""
+    by_pair: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(keys):
+        by_pair.setdefault(key, []).append(i)
+    recall: dict[int, list[float]] = {k: [] for k in ks}
+    hit: dict[int, list[float]] = {k: [] for k in ks}
+    for idx in by_pair.values():
+        rows = np.array(idx)
+        rows = rows[~np.isnan(target[rows])]  # unknown targets rank nothing
+        gold = target[rows] >= 0.5
+        if not gold.any():
+            continue
+        order = rows[np.argsort(-prob[rows], kind="stable")]
+        gold_set = set(rows[gold].tolist())
+        for k in ks:
+            found = len(gold_set.intersection(order[:k].tolist()))
+            recall[k].append(found / len(gold_set))
+            hit[k].append(float(found > 0))
+    return {
+        "pairs_with_evidence": len(recall[ks[0]]),
+        "recall_at_k": {
+            str(k): round(float(np.mean(v)), 6) if v else 0.0 for k, v in recall.items()
+        },
+        "hit_at_k": {str(k): round(float(np.mean(v)), 6) if v else 0.0 for k, v in hit.items()},
+    }

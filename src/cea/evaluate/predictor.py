@@ -1,115 +1,32 @@
-"""Load a finished run's model safely and score new texts (post level, and evidence sentences
-with a sentence-level pair model)."""
+"""Score new texts with a finished run's model: post level, and evidence sentences with a
+sentence-level model (pair or multi-label encoding). Loading and verifying the run folder is
+`cea.run_folder`'s job."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cea.errors import IntegrityError, MissingResourceError, UsageError
+from cea.errors import UsageError
+from cea.model.inference import DEVICES, inference_device
+from cea.run_folder import LoadedModel, load_run_model, verify_run_folder
 
-
-@dataclass
-class LoadedModel:
-    run_dir: Path
-    meta: dict[str, Any]
-    model: Any
-    tokenizer: Any
-    labels: tuple[str, ...]
-    thresholds: np.ndarray
-    pair: bool
-    batch_size: int = 64  # examples per forward pass
-
-    @property
-    def device(self) -> Any:
-        return next(self.model.parameters()).device
-
-    @property
-    def sentence_level(self) -> bool:
-        """An evidence model: sentence inputs (pair or multi-label encoding)."""
-        return bool(self.pair or self.meta.get("task", {}).get("level") == "sentence")
-
-    @property
-    def descriptions(self) -> dict[str, str]:
-        return dict(self.meta["criteria"])
-
-
-def verify_run_folder(run_dir: Path) -> dict[str, Any]:
-    """Manifest + artifact scan of a finished run folder; its `cea_meta.json` when both pass.
-    Nothing in the folder is loaded before this returns."""
-    from cea.audit.artifacts import failing, scan_path
-    from cea.security.manifest import MANIFEST_NAME, verify_manifest
-
-    meta_path = run_dir / "cea_meta.json"
-    if not run_dir.exists():
-        raise MissingResourceError(f"run folder {run_dir} not found")
-    if not meta_path.is_file() or not (run_dir / MANIFEST_NAME).is_file():
-        raise UsageError(
-            f"{run_dir} is not a finished cea run folder (cea_meta.json, manifest.json)"
-        )
-    verify_manifest(run_dir, exclude_dirs=("eval",))
-    _, found, _ = scan_path([p for p in run_dir.iterdir() if p.is_file()])
-    findings = failing(found)  # (low/info notes such as an unusual extension do not refuse)
-    if findings:
-        raise IntegrityError(
-            f"{run_dir}: refused by the artifact scan ({findings[0].id}: {findings[0].message})"
-        )
-    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-    return meta
-
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def inference_device(choice: str = "auto") -> Any:
-    """`auto`: the first CUDA device when there is one, else the CPU; `cuda` without one is
-    a missing resource (exit 4)."""
-    import torch
-
-    if choice not in DEVICES:
-        raise UsageError(f"--device must be one of {', '.join(DEVICES)}, not {choice!r}")
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise MissingResourceError("--device cuda, but no CUDA device is available")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def load_run_model(run_dir: Path, *, device: str = "auto", batch_size: int = 64) -> LoadedModel:
-    """Verify the run folder (manifest + artifact scan) before anything in it is loaded; the
-    model goes to `device` (auto: CUDA when present)."""
-    from cea.model.build import load_trained
-    from cea.security.io import sha256_bytes
-    from cea.security.manifest import MANIFEST_NAME
-    from cea.train.run import WEIGHTS_FILE
-
-    target = inference_device(device)
-    try:  # the hashes as they were before the check (a later swap of both is caught below)
-        recorded = json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        recorded = {}  # verify_run_folder says what is wrong
-    meta = verify_run_folder(run_dir)
-    weights = (run_dir / WEIGHTS_FILE).read_bytes()
-    if not isinstance(recorded, dict) or sha256_bytes(weights) != recorded.get(WEIGHTS_FILE):
-        raise IntegrityError(f"{run_dir / WEIGHTS_FILE}: changed after it was verified; not loaded")
-    model, tokenizer = load_trained(run_dir, weights)
-    model.to(target)
-    labels = tuple(meta["labels"])
-    thresholds = np.array([meta["thresholds"][lab] for lab in labels], dtype=np.float64)
-    return LoadedModel(
-        run_dir, meta, model, tokenizer, labels, thresholds, bool(meta["pair_encoding"]),
-        batch_size,
-    )  # fmt: skip
+__all__ = [
+    "DEVICES",
+    "LoadedModel",
+    "inference_device",
+    "load_run_model",
+    "predict_examples",
+    "score_posts",
+    "verify_run_folder",
+]
 
 
 def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int | None = None) -> Any:
     """Featurize and score examples the way the run was trained (chunking / pair encoding)."""
-    from cea.train.features import featurize
-    from cea.train.loop import predict
+    from cea.model.features import featurize
+    from cea.model.inference import predict
 
     ch = lm.meta["chunking"]
     feats = featurize(

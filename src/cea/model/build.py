@@ -7,14 +7,9 @@ from typing import Any
 
 from cea.errors import MissingResourceError
 from cea.model.backbone import Backbone, resolve_backbone
+from cea.model.hf import quiet_transformers
 
-
-def quiet_transformers() -> None:
-    """No download/progress chatter from transformers: cea has its own progress."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+__all__ = ["build_model", "load_tokenizer", "load_trained", "quiet_transformers"]
 
 
 def load_tokenizer(spec: str | Backbone) -> Any:

@@ -134,7 +134,7 @@ def build_tiny_bert(target: Path, *, seed: int = 0) -> Path:
     from safetensors.torch import save_file
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    from cea.model.build import quiet_transformers
+    from cea.model.hf import quiet_transformers
 
     quiet_transformers()
 

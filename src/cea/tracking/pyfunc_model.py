@@ -20,7 +20,7 @@ from mlflow.pyfunc.model import PythonModel
 
 class CeaCriteriaModel(PythonModel):
     def load_context(self, context: Any) -> None:
-        from cea.evaluate.predictor import load_run_model
+        from cea.run_folder import load_run_model
 
         self.lm = load_run_model(Path(context.artifacts["run"]))
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cea import __version__
+from cea._version import __version__
 from cea.errors import GateRefused, IntegrityError, MissingResourceError, RuntimeFailure, UsageError
+from cea.run_folder import WEIGHTS_FILE
 from cea.security.io import sha256_file
-from cea.train.run import WEIGHTS_FILE
 
 LOADER = Path(__file__).with_name("pyfunc_model.py")
 MODEL_NAME = "model"  # the logged model's name inside the MLflow run
@@ -167,7 +167,7 @@ def register_run(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from cea.evaluate.predictor import verify_run_folder
+    from cea.run_folder import verify_run_folder
     from cea.tracking.mlflow_tracker import _client, experiment_id
 
     meta = verify_run_folder(run_dir)

@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cea.errors import IntegrityError
+from cea.run_folder import WEIGHTS_FILE
 from cea.security.io import sha256_bytes, sha256_file
-from cea.train.run import WEIGHTS_FILE
 
 STATE_FILE = "trainer_state.pt"
 HASH_FILE = "checkpoint.json"  # sha256 of trainer_state.pt and of the weights
@@ -97,11 +97,6 @@ def _swap_in(tmp: Path, folder: Path) -> None:
     tmp.rename(folder)
     if old.exists():
         shutil.rmtree(old)
-
-
-def resolve_checkpoint(folder: Path) -> Path:
-    old = folder.parent / f".{folder.name}.old"
-    return old if not folder.exists() and old.is_dir() else folder
 
 
 def save_checkpoint(

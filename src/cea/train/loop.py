@@ -18,28 +18,34 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from cea.augment.policy import AugmentStats
 from cea.config import CeaConfig
 from cea.errors import Interrupted, RuntimeFailure
-from cea.evaluate.metrics import MetricReport, compute_metrics
-from cea.progress import NullProgress, ProgressSink
-from cea.train.checkpoint import (
-    load_trainer_state,
-    load_weights,
-    resolve_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    save_weights,
-)
-from cea.train.features import (
+from cea.evaluate.metrics import MetricReport, score
+from cea.model.features import (
     BucketBatchSampler,
     ExampleBatchSampler,
     FeatureDataset,
     Features,
     collate,
+)
+from cea.model.inference import (
+    autocast,
+    masked_bce,
+    model_inputs,
+    pool_logits,
+    predict,
+)
+from cea.progress import NullProgress, ProgressSink
+from cea.run_folder import resolve_checkpoint
+from cea.train.checkpoint import (
+    load_trainer_state,
+    load_weights,
+    restore_rng,
+    save_checkpoint,
+    save_weights,
 )
 from cea.train.prefetch import Prefetcher
 from cea.train.schedule import build_scheduler
@@ -54,17 +60,6 @@ class DistContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-@dataclass
-class Predictions:
-    """Scored items in long format (see cea.evaluate.metrics) plus per-example probabilities."""
-
-    crit: np.ndarray
-    target: np.ndarray
-    prob: np.ndarray
-    example_prob: np.ndarray  # (n_examples, n_outputs)
-    loss: float
 
 
 @dataclass
@@ -186,18 +181,6 @@ def pos_weights(
     return torch.tensor(np.clip(w, 1.0, cap), dtype=torch.float32)
 
 
-def masked_bce(
-    logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Mean BCE over the targets that are known (NaN marks a label that could not be used:
-    masked out of the loss, never taken as negative)."""
-    mask = ~torch.isnan(labels)
-    per = F.binary_cross_entropy_with_logits(
-        logits.float(), torch.nan_to_num(labels), pos_weight=weight, reduction="none"
-    )
-    return (per * mask).sum() / mask.sum().clamp(min=1)
-
-
 def _loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -211,103 +194,6 @@ def _loss(
     return masked_bce(logits, labels, weight)
 
 
-def pool_logits(logits: torch.Tensor, index: torch.Tensor, n: int, rule: str) -> torch.Tensor:
-    """One logit per example from the logits of its windows (`index`: example of each row,
-    0..n-1). `max`: the most confident window; `mean`: the average logit; `lse`: log of the
-    mean of exp(logit) — a smooth max that lies between the two. Training and inference both
-    call this, so a model is used the way it was trained."""
-    width = logits.shape[1]
-    idx = index.unsqueeze(1).expand(-1, width)
-    count = torch.zeros(n, 1, device=logits.device, dtype=logits.dtype).index_add_(
-        0, index, torch.ones(len(index), 1, device=logits.device, dtype=logits.dtype)
-    )
-    if rule == "mean":
-        total = torch.zeros(n, width, device=logits.device, dtype=logits.dtype)
-        return total.scatter_add(0, idx, logits) / count.clamp(min=1)
-    top = torch.full((n, width), -math.inf, device=logits.device, dtype=logits.dtype)
-    top = top.scatter_reduce(0, idx, logits, reduce="amax", include_self=True)
-    if rule == "max":
-        return top
-    shift = top.detach()
-    total = torch.zeros(n, width, device=logits.device, dtype=logits.dtype)
-    total = total.scatter_add(0, idx, torch.exp(logits - shift[index]))
-    return shift + torch.log(total) - torch.log(count.clamp(min=1))
-
-
-def _autocast(device: torch.device, enabled: bool) -> Any:
-    if device.type == "cuda" and enabled:
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", enabled=False)
-
-
-def _model_inputs(
-    batch: dict[str, torch.Tensor], device: torch.device, use_types: bool
-) -> dict[str, torch.Tensor]:
-    inputs = {
-        "input_ids": batch["input_ids"].to(device, non_blocking=True),
-        "attention_mask": batch["attention_mask"].to(device, non_blocking=True),
-    }
-    if use_types:
-        inputs["token_type_ids"] = batch["token_type_ids"].to(device, non_blocking=True)
-    return inputs
-
-
-@torch.inference_mode()
-def predict(
-    model: torch.nn.Module,
-    features: Features,
-    *,
-    device: torch.device,
-    batch_size: int,
-    pair: bool,
-    n_outputs: int,
-    aggregate: str = "max",
-    amp: bool = False,
-    pad_id: int = 0,
-    on_batch: Callable[[int], None] | None = None,
-) -> Predictions:
-    """Probabilities per example and the items to score. The windows of a chunked post are
-    pooled into one logit per post by `aggregate` (max / mean / lse, as in training); the loss
-    is per example (per post), over the targets that are known."""
-    model.eval()
-    use_types = features.token_type_ids is not None
-    sampler = BucketBatchSampler(features.lengths(), batch_size, seed=0, shuffle=False)
-    loader = DataLoader(
-        FeatureDataset(features), batch_sampler=sampler, collate_fn=lambda b: collate(b, pad_id)
-    )
-    row_logits = torch.zeros((len(features), n_outputs), dtype=torch.float32)
-    for batch in loader:
-        with _autocast(device, amp):
-            logits = model(**_model_inputs(batch, device, use_types)).logits.float()
-        row_logits[batch["row"]] = logits.cpu()
-        if on_batch is not None:
-            on_batch(len(batch["row"]))
-    n_ex = features.n_examples
-    ex_index = torch.as_tensor(features.example_index, dtype=torch.int64)
-    pooled = pool_logits(row_logits, ex_index, n_ex, aggregate) if len(ex_index) else row_logits
-    # targets per example (every row of an example carries them)
-    targets = np.zeros((n_ex, n_outputs))
-    crit_of = np.full(n_ex, -1, dtype=np.int64)
-    for row, e in enumerate(features.example_index):
-        targets[e] = features.labels[row]
-        crit_of[e] = features.crit_index[row]
-    loss = float(masked_bce(pooled, torch.as_tensor(targets, dtype=torch.float32))) if n_ex else 0.0
-    example_prob = torch.sigmoid(pooled).double().numpy()
-    if pair:
-        crit, target, prob = crit_of, targets[:, 0], example_prob[:, 0]
-    else:
-        crit = np.tile(np.arange(n_outputs, dtype=np.int64), n_ex)
-        target, prob = targets.reshape(-1), example_prob.reshape(-1)
-    return Predictions(crit, target, prob, example_prob, loss)
-
-
-def score(
-    pred: Predictions, labels: tuple[str, ...], thresholds: np.ndarray | None = None
-) -> MetricReport:
-    return compute_metrics(pred.crit, pred.target, pred.prob, labels, thresholds, loss=pred.loss)
-
-
 def _metric_value(report: MetricReport, metric: str) -> tuple[float, bool]:
     """(value, higher is better)."""
     if metric == "val_loss":
@@ -315,6 +201,51 @@ def _metric_value(report: MetricReport, metric: str) -> tuple[float, bool]:
     if metric == "macro_auprc":
         return (report.macro_auprc if report.macro_auprc is not None else 0.0), True
     return float(getattr(report, metric)), True
+
+
+def training_loader(
+    config: CeaConfig,
+    train_features: Features,
+    train_dataset: Any = None,
+    *,
+    pad_id: int = 0,
+    dist: DistContext | None = None,
+    device: torch.device | None = None,
+    pair: bool = False,
+) -> tuple[DataLoader[Any], BucketBatchSampler | ExampleBatchSampler, Any]:
+    """The training input pipeline: (augmented) dataset -> batch sampler (length buckets, or
+    whole posts packed up to `batch_size` windows for multi-instance training; a share per
+    rank) -> collate, through a torch DataLoader. `fit` and `cea bench pipeline` use this."""
+    tc = config.train
+    dist = dist or DistContext()
+    # one logical batch size: each rank takes batch_size / world_size rows
+    per_rank = max(1, tc.batch_size // dist.world_size)
+    per_post = not pair and config.model.chunking.train_unit == "post"
+    sampler_kw: dict[str, Any] = {
+        "seed": config.seed,
+        "bucket": tc.bucket_by_length,
+        "rank": dist.rank,
+        "num_replicas": dist.world_size,
+    }
+    sampler: BucketBatchSampler | ExampleBatchSampler = (
+        ExampleBatchSampler(train_features, per_rank, **sampler_kw)
+        if per_post
+        else BucketBatchSampler(train_features.lengths(), per_rank, **sampler_kw)
+    )
+    generator = torch.Generator()
+    generator.manual_seed(config.seed)
+    dataset: Any = train_dataset if train_dataset is not None else FeatureDataset(train_features)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=lambda b: collate(b, pad_id),
+        num_workers=tc.num_workers,
+        worker_init_fn=_worker_init if tc.num_workers else None,
+        generator=generator,
+        pin_memory=device is not None and device.type == "cuda",
+        persistent_workers=False,
+    )
+    return loader, sampler, dataset
 
 
 def fit(
@@ -354,37 +285,14 @@ def fit(
         )
     use_types = train_features.token_type_ids is not None
     n_outputs = 1 if pair else len(labels)
-    # one logical batch size: each rank takes batch_size / world_size rows
-    per_rank = max(1, tc.batch_size // dist.world_size)
     # multi-instance: the windows of a post are one training example (pooled in the step)
     per_post = not pair and config.model.chunking.train_unit == "post"
-    sampler_kw: dict[str, Any] = {
-        "seed": config.seed,
-        "bucket": tc.bucket_by_length,
-        "rank": dist.rank,
-        "num_replicas": dist.world_size,
-    }
-    sampler: BucketBatchSampler | ExampleBatchSampler = (
-        ExampleBatchSampler(train_features, per_rank, **sampler_kw)
-        if per_post
-        else BucketBatchSampler(train_features.lengths(), per_rank, **sampler_kw)
+    loader, sampler, dataset = training_loader(
+        config, train_features, train_dataset, pad_id=pad_id, dist=dist, device=device, pair=pair
     )
     example_of_row = torch.as_tensor(train_features.example_index, dtype=torch.int64)
     aggregate = config.model.chunking.aggregate
-    generator = torch.Generator()
-    generator.manual_seed(config.seed)
-    dataset: Any = train_dataset if train_dataset is not None else FeatureDataset(train_features)
     augmenting = hasattr(dataset, "set_epoch")
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        collate_fn=lambda b: collate(b, pad_id),
-        num_workers=tc.num_workers,
-        worker_init_fn=_worker_init if tc.num_workers else None,
-        generator=generator,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
     optimizer = build_optimizer(model, lr=tc.lr, weight_decay=tc.weight_decay)
     steps_per_epoch = math.ceil(len(sampler) / tc.grad_accum)
     total_steps = steps_per_epoch * tc.epochs
@@ -514,8 +422,8 @@ def fit(
                 # under DDP, gradients are all-reduced only on the step that uses them
                 no_sync = dist.world_size > 1 and not boundary and hasattr(net, "no_sync")
                 with net.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[operator]
-                    with _autocast(device, use_amp):
-                        logits = net(**_model_inputs(batch, device, use_types)).logits
+                    with autocast(device, use_amp):
+                        logits = net(**model_inputs(batch, device, use_types)).logits
                     labels_b = batch["labels"].to(device, non_blocking=True)
                     if per_post:  # one logit and one target per post
                         posts, local = torch.unique(

@@ -13,7 +13,7 @@ import contextlib
 import platform
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -21,37 +21,45 @@ from typing import Any
 
 import yaml
 
-from cea import __version__
+from cea._version import __version__
 from cea.config import CeaConfig
-from cea.data.criteria import load_criteria
-from cea.data.examples import Example, build_examples
-from cea.data.readers import ensure_usable, load_dataset
-from cea.data.schema import Dataset
-from cea.data.splits import Split, load_split, make_split, save_split
-from cea.errors import ConfigError, DataError, MissingResourceError, UsageError
+from cea.data.examples import Example
+from cea.data.prepare import PreparedData, prepare_data
+from cea.data.splits import save_split
 from cea.progress import FanOut, NullProgress, ProgressSink
-from cea.security.io import atomic_write_json, atomic_write_text, move_tree_atomically
-from cea.security.manifest import MANIFEST_NAME, write_manifest
-from cea.security.paths import safe_name
+from cea.run_folder import (
+    CONFIG_FILE,
+    META_FILE,
+    SPLIT_FILE,
+    TRACKING_FILE,
+    WEIGHTS_FILE,
+    new_run_dir,
+    read_run_config,
+    save_final_model,
+    saved_config,
+)
+from cea.security.io import atomic_write_json, atomic_write_text
+from cea.security.manifest import MANIFEST_NAME
 from cea.tracking.base import NullTracker, Tracker, TrackerSink
 from cea.tracking.redact import flatten, redact_mapping, redact_text
 from cea.tracking.system import SystemMetrics
 
-META_FILE = "cea_meta.json"
-CONFIG_FILE = "config.yaml"
-SPLIT_FILE = "split.json"
-TRACKING_FILE = "tracking.json"
-WEIGHTS_FILE = "model.safetensors"  # the best weights, at the root of a finished run
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    dataset: Dataset
-    split: Split
-    labels: tuple[str, ...]
-    descriptions: dict[str, str]
-    examples: dict[str, list[Example]]  # split name -> examples
-    warnings: int
+# the run-folder names and loaders live in cea.run_folder; these stay importable from here
+__all__ = [
+    "CONFIG_FILE",
+    "META_FILE",
+    "SPLIT_FILE",
+    "TRACKING_FILE",
+    "WEIGHTS_FILE",
+    "PreparedData",
+    "TrainSummary",
+    "featurize_kwargs",
+    "new_run_dir",
+    "prepare_data",
+    "read_run_config",
+    "run_training",
+    "saved_config",
+]
 
 
 @dataclass(frozen=True)
@@ -60,51 +68,8 @@ class TrainSummary:
     meta: dict[str, Any]
 
 
-def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> PreparedData:
-    criteria = load_criteria(config.data.criteria_file)
-    all_labels = tuple(criteria)
-    labels = tuple(config.task.labels) if config.task.labels else all_labels
-    unknown = [lab for lab in labels if lab not in criteria]
-    if unknown:
-        raise ConfigError(f"task.labels: unknown criteria {', '.join(unknown)}")
-    bad = sorted(v for v in config.data.label_aliases.values() if v not in criteria)
-    if bad:
-        raise ConfigError(f"data.label_aliases: unknown criteria {', '.join(bad)}")
-    result = load_dataset(
-        config.data.format, config.data.path, all_labels, aliases=config.data.label_aliases
-    )
-    ensure_usable(result, strict=config.data.strict)
-    ds = result.dataset
-    if config.task.level == "sentence" and ds.format != "redsm5":
-        raise ConfigError("task.level=sentence needs sentence annotations (the redsm5 format)")
-    split_path = split_override or (
-        Path(config.data.split_file) if config.data.split_file else None
-    )
-    split = (
-        load_split(split_path, ds)
-        if split_path
-        else make_split(ds, config.data.split.model_dump(), config.seed)
-    )
-    examples: dict[str, list[Example]] = {}
-    for name, gids in split.groups.items():
-        examples[name] = build_examples(
-            ds,
-            level=config.task.level,
-            labels=labels,
-            negatives=config.task.negatives,
-            groups=set(gids),
-            encoding=config.task.encoding,
-        )
-    for name in ("train", "validation"):
-        if not examples.get(name):
-            raise DataError(
-                f"the {name} split has no examples for task {config.task.name}/{config.task.level}"
-            )
-    return PreparedData(ds, split, labels, criteria, examples, len(result.warnings))
-
-
 def featurize_kwargs(config: CeaConfig, data: PreparedData) -> dict[str, Any]:
-    """How this run's examples become model inputs (`cea.train.features.featurize`)."""
+    """How this run's examples become model inputs (`cea.model.features.featurize`)."""
     ch = config.model.chunking
     return {
         "max_length": config.model.max_length,
@@ -208,43 +173,296 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def new_run_dir(config: CeaConfig) -> Path:
-    runs = Path(config.output.runs_dir)
-    name = config.output.run_name or (
-        f"{config.task.name}-{config.task.level}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-    )
-    run_dir = runs / safe_name(name, what="run name")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise UsageError(
-            f"run folder {run_dir} already exists",
-            hint="choose another output.run_name, or continue it with `cea train --resume RUN_DIR`",
-        )
-    return run_dir
+@dataclass
+class RunInputs:
+    """What a run trains on: the data, the backbone and its tokenizer, the featurized splits
+    (windows cut, tokens counted) and the training dataset (augmented, when configured)."""
+
+    data: PreparedData
+    backbone: Any  # cea.model.backbone.Backbone
+    tokenizer: Any
+    feat_kwargs: dict[str, Any]
+    feats: dict[str, Any]  # split -> cea.model.features.Features
+    train_dataset: Any | None  # an AugmentedDataset, or None (the plain features)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id or 0)
+
+    def truncation(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: {
+                "examples": f.n_examples,
+                "rows": len(f),
+                "chunked": f.chunked_examples,
+                "truncated": f.truncated_examples,
+                "truncated_share": round(f.truncated_examples / max(f.n_examples, 1), 4),
+            }
+            for name, f in self.feats.items()
+        }
+
+    def release(self) -> None:
+        """The tiny backbone is built in a temporary folder for the run: removed at its end."""
+        if self.backbone.kind == "tiny":
+            shutil.rmtree(self.backbone.path, ignore_errors=True)
 
 
-def saved_config(run_dir: Path) -> CeaConfig:
-    """The resolved config a run saved (finished or not)."""
-    path = run_dir / CONFIG_FILE
+@contextlib.contextmanager
+def _timed(times: dict[str, float] | None, key: str) -> Any:
+    start = time.perf_counter()
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: unreadable run config ({exc.__class__.__name__})") from exc
-    return CeaConfig.model_validate(tree)
+        yield
+    finally:
+        if times is not None:
+            times[key] = times.get(key, 0.0) + time.perf_counter() - start
 
 
-def read_run_config(run_dir: Path) -> CeaConfig:
-    path = run_dir / CONFIG_FILE
-    if not run_dir.exists():
-        raise MissingResourceError(f"run folder {run_dir} not found")
-    if not path.is_file():
-        raise UsageError(f"{run_dir} is not a cea run folder (no {CONFIG_FILE})")
-    if (run_dir / MANIFEST_NAME).is_file():
-        raise UsageError(f"run {run_dir} is already complete; training outputs are immutable")
-    from cea.train.checkpoint import resolve_checkpoint
+def load_inputs(
+    config: CeaConfig,
+    *,
+    split_override: Path | None = None,
+    times: dict[str, float] | None = None,
+) -> RunInputs:
+    """Read and split the data, load the tokenizer, featurize every split, set up the
+    augmented training dataset. `times` (if given) receives the seconds of each step:
+    read_split_examples_s, tokenizer_s, tokenize_chunk_s, augment_setup_s."""
+    from cea.model.backbone import resolve_backbone
+    from cea.model.build import load_tokenizer
+    from cea.model.features import featurize
+    from cea.train.loop import seed_everything
 
-    if not resolve_checkpoint(run_dir / "checkpoints" / "last").is_dir():
-        raise UsageError(f"run {run_dir} has no checkpoint to resume from (checkpoints/last)")
-    return saved_config(run_dir)
+    with _timed(times, "read_split_examples_s"):
+        data = prepare_data(config, split_override=split_override)
+    seed_everything(config.seed)
+    with _timed(times, "tokenizer_s"):
+        # "tiny" is built in a temporary folder (deterministic per seed), removed by release()
+        backbone = resolve_backbone(config.model.backbone, seed=config.seed)
+        tokenizer = load_tokenizer(backbone)
+    kwargs = featurize_kwargs(config, data)
+    with _timed(times, "tokenize_chunk_s"):
+        feats = {name: featurize(exs, tokenizer, **kwargs) for name, exs in data.examples.items()}
+    train_dataset = None
+    if config.augment.enabled:  # the training split only; validation and test stay as they are
+        with _timed(times, "augment_setup_s"):
+            train_dataset = _augmented_dataset(config, data, tokenizer, feats["train"], kwargs)
+    return RunInputs(data, backbone, tokenizer, kwargs, feats, train_dataset)
+
+
+def build_run_model(config: CeaConfig, inputs: RunInputs) -> Any:
+    """The classifier over the backbone, seeded (a head per label, or one for pairs)."""
+    from cea.model.build import build_model
+    from cea.train.loop import seed_everything
+
+    seed_everything(config.seed)
+    return build_model(
+        inputs.backbone,
+        labels=inputs.data.labels,
+        pair=config.task.pair,
+        dropout=config.model.dropout,
+    )
+
+
+def start_run_folder(config: CeaConfig, run_dir: Path, inputs: RunInputs, tracker: Tracker) -> None:
+    """The run folder's first files (config, split, tracking.json) and the run's params and
+    tags in the tracker, before the first step."""
+    data = inputs.data
+    config_tree = redact_mapping(config.model_dump(mode="json"))  # no secret reaches a file
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config_tree, sort_keys=False))
+    save_split(data.split, run_dir / SPLIT_FILE)
+    if tracker.run_id is not None:
+        atomic_write_json(
+            run_dir / TRACKING_FILE,
+            {
+                "run_id": tracker.run_id,
+                "uri": getattr(tracker, "effective_uri", None)
+                or redact_text(config.tracking.uri or "default"),
+                "experiment": config.tracking.experiment,
+            },
+        )
+    tracker.log(
+        params={
+            **flatten(config_tree),
+            "derived.labels": ",".join(data.labels),
+            "derived.n_train": len(data.examples["train"]),
+            "derived.n_validation": len(data.examples["validation"]),
+            "derived.n_test": len(data.examples.get("test", [])),
+        },
+        tags={
+            "cea.data_hash": data.dataset.content_hash(),
+            "cea.config_hash": config.config_hash(),
+            "cea.run_dir": str(run_dir.resolve()),
+            "cea.task": f"{config.task.name}/{config.task.level}",
+            "cea.backbone": config.model.backbone,
+            "cea.git_sha": git_sha(),
+            **{f"cea.version.{k}": v for k, v in _versions().items()},
+        },
+    )
+    if config.tracking.log_examples:
+        _log_examples(tracker, data.examples["train"][:20], run_dir)
+        if inputs.train_dataset is not None:
+            _log_augmented_examples(tracker, inputs.train_dataset)
+
+
+def train_model(
+    config: CeaConfig,
+    model: Any,
+    inputs: RunInputs,
+    run_dir: Path,
+    *,
+    resume: bool,
+    progress: ProgressSink,
+    dist: Any,
+    tracker: Tracker,
+    should_stop: Any,
+) -> Any:
+    """The epochs (`cea.train.loop.fit`), with system metrics sampled while they run."""
+    from cea.train.loop import fit
+
+    monitor: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if tracker.run_id is not None and config.tracking.system_metrics:
+        monitor = SystemMetrics(
+            lambda m, i: tracker.log(metrics=m, step=i),
+            config.tracking.system_metrics_interval_s,
+            warn=lambda message: progress.event("warning", {"message": message}),
+        )
+    with monitor:
+        return fit(
+            model,
+            config,
+            train_features=inputs.feats["train"],
+            val_features=inputs.feats["validation"],
+            labels=inputs.data.labels,
+            pair=config.task.pair,
+            run_dir=run_dir,
+            resume=resume,
+            progress=progress,
+            dist=dist,
+            pad_id=inputs.pad_id,
+            train_dataset=inputs.train_dataset,
+            should_stop=should_stop,
+        )
+
+
+def final_evaluation(
+    config: CeaConfig, model: Any, inputs: RunInputs, progress: ProgressSink
+) -> tuple[Any, dict[str, Any]]:
+    """Thresholds chosen on validation (`train.thresholds`), the metrics of validation and
+    test at them: (ThresholdChoice with values rounded as stored, metrics per split)."""
+    import numpy as np
+
+    from cea.evaluate.metrics import choose_thresholds, score
+    from cea.model.inference import predict
+
+    pair = config.task.pair
+    labels = inputs.data.labels
+    device = next(model.parameters()).device
+
+    def _pred(name: str) -> Any:
+        return predict(
+            model,
+            inputs.feats[name],
+            device=device,
+            batch_size=config.train.eval_batch_size,
+            pair=pair,
+            n_outputs=1 if pair else len(labels),
+            aggregate=config.model.chunking.aggregate,
+            pad_id=inputs.pad_id,
+        )
+
+    val_pred = _pred("validation")
+    choice = choose_thresholds(
+        val_pred.crit, val_pred.target, val_pred.prob, labels,
+        rule=config.train.thresholds, seed=config.seed,
+    )  # fmt: skip
+    # rounded as stored in cea_meta.json, so later evaluations reproduce these metrics exactly
+    choice = replace(choice, values=np.round(choice.values, 6))
+    metrics = {"validation": score(val_pred, labels, choice.values).to_dict()}
+    if inputs.feats.get("test") is not None and len(inputs.feats["test"]):
+        metrics["test"] = score(_pred("test"), labels, choice.values).to_dict()
+    if "test" not in metrics:  # said, recorded, and refused by the registry gate
+        progress.event(
+            "warning",
+            {
+                "message": "no test split: the final metrics are on validation, which chose "
+                "the epoch and the thresholds (optimistic); the registry gate refuses this run"
+            },
+        )
+    return choice, metrics
+
+
+def run_meta(
+    config: CeaConfig,
+    inputs: RunInputs,
+    result: Any,
+    choice: Any,
+    metrics: dict[str, Any],
+    *,
+    world_size: int,
+    tracker: Tracker,
+) -> dict[str, Any]:
+    """`cea_meta.json`: what the run is (labels, thresholds and their rules, encoding), how
+    it went (metrics, history), and what it came from (hashes, versions, tracking)."""
+    data = inputs.data
+    final_split = "test" if "test" in metrics else "validation"
+    return {
+        "cea_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "task": config.task.model_dump(mode="json"),
+        "labels": list(data.labels),
+        "criteria": {lab: data.descriptions[lab] for lab in data.labels},
+        "pair_encoding": config.task.pair,
+        "max_length": config.model.max_length,
+        "chunking": config.model.chunking.model_dump(mode="json"),
+        "thresholds": {
+            lab: float(round(t, 6)) for lab, t in zip(data.labels, choice.values, strict=True)
+        },
+        "threshold_rules": choice.rules,
+        "metrics": metrics,
+        "final_split": final_split,
+        "test_split": final_split == "test",
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "global_step": result.global_step,
+        "early_stopping_metric": config.train.early_stopping.metric,
+        "seed": config.seed,
+        "world_size": world_size,
+        "data_hash": data.dataset.content_hash(),
+        "config_hash": config.config_hash(),
+        "split_hashes": data.split.hashes(),
+        "examples": {k: len(v) for k, v in data.examples.items()},
+        "truncation": inputs.truncation(),
+        "data_warnings": data.warnings,
+        "backbone": {"name": inputs.backbone.name, "kind": inputs.backbone.kind},
+        "versions": _versions(),
+        "train_samples_per_s": round(result.train_samples / max(result.train_seconds, 1e-9), 2),
+        "tracking": {"run_id": tracker.run_id, "experiment": config.tracking.experiment}
+        if tracker.run_id
+        else None,
+    }
+
+
+def finish_run_folder(
+    run_dir: Path,
+    model: Any,
+    inputs: RunInputs,
+    meta: dict[str, Any],
+    result: Any,
+    tracker: Tracker,
+) -> None:
+    """The finished folder (model, meta, manifest last) and the final metrics, tags and
+    artifacts in the tracker."""
+    files = save_final_model(run_dir, model, inputs.tokenizer, meta)
+    tracker.log(metrics=final_metrics(meta["metrics"]), step=result.global_step)
+    tracker.log(
+        metrics={"final/best_epoch": result.best_epoch, "final/epochs_run": result.epochs_run},
+        # what `cea register-model`'s promotion gate compares the weights with
+        tags={"cea.final_split": meta["final_split"], "cea.weights_sha256": files[WEIGHTS_FILE]},
+    )
+    for name in (CONFIG_FILE, META_FILE, SPLIT_FILE, MANIFEST_NAME):
+        tracker.log_artifact(run_dir / name, "run")
 
 
 def run_training(
@@ -261,212 +479,35 @@ def run_training(
     metrics, system metrics, tags and artifacts (only ever redacted values). `should_stop()`
     returning a reason (a signal's name) stops training at the next step boundary with
     `Interrupted`; the last finished epoch's checkpoint stays the resume point."""
-    import numpy as np
-
-    from cea.evaluate.metrics import choose_thresholds
-    from cea.model.backbone import resolve_backbone
-    from cea.model.build import build_model, load_tokenizer
-    from cea.train.features import featurize
-    from cea.train.loop import DistContext, fit, predict, score, seed_everything
+    from cea.train.loop import DistContext
 
     tracker = tracker or NullTracker()
     progress = FanOut(progress or NullProgress(), TrackerSink(tracker))
     dist = dist or DistContext()
     started = time.perf_counter()
-    split_file = run_dir / SPLIT_FILE if resume else None
-    data = prepare_data(config, split_override=split_file)
-    pair = config.task.pair
-    seed_everything(config.seed)
-    # "tiny" is built in a temporary folder (deterministic per seed) and removed at the end
-    backbone = resolve_backbone(config.model.backbone, seed=config.seed)
-    tokenizer = load_tokenizer(backbone)
-    ch = config.model.chunking
-    feat_kwargs = featurize_kwargs(config, data)
-    feats = {name: featurize(exs, tokenizer, **feat_kwargs) for name, exs in data.examples.items()}
-    train_dataset = None
-    if config.augment.enabled:  # the training split only; validation and test stay as they are
-        train_dataset = _augmented_dataset(config, data, tokenizer, feats["train"], feat_kwargs)
-    truncation = {
-        name: {
-            "examples": f.n_examples,
-            "rows": len(f),
-            "chunked": f.chunked_examples,
-            "truncated": f.truncated_examples,
-            "truncated_share": round(f.truncated_examples / max(f.n_examples, 1), 4),
-        }
-        for name, f in feats.items()
-    }
+    inputs = load_inputs(config, split_override=run_dir / SPLIT_FILE if resume else None)
     progress.event(
         "data",
         {
-            "examples": {k: len(v) for k, v in data.examples.items()},
-            "truncation": truncation,
-            "warnings": data.warnings,
+            "examples": {k: len(v) for k, v in inputs.data.examples.items()},
+            "truncation": inputs.truncation(),
+            "warnings": inputs.data.warnings,
         },
     )
-    saved_config = redact_mapping(config.model_dump(mode="json"))  # no secret reaches a file
     if dist.is_main and not resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(saved_config, sort_keys=False))
-        save_split(data.split, run_dir / SPLIT_FILE)
-        if tracker.run_id is not None:
-            atomic_write_json(
-                run_dir / TRACKING_FILE,
-                {
-                    "run_id": tracker.run_id,
-                    "uri": getattr(tracker, "effective_uri", None)
-                    or redact_text(config.tracking.uri or "default"),
-                    "experiment": config.tracking.experiment,
-                },
-            )
-        tracker.log(
-            params={
-                **flatten(saved_config),
-                "derived.labels": ",".join(data.labels),
-                "derived.n_train": len(data.examples["train"]),
-                "derived.n_validation": len(data.examples["validation"]),
-                "derived.n_test": len(data.examples.get("test", [])),
-            },
-            tags={
-                "cea.data_hash": data.dataset.content_hash(),
-                "cea.config_hash": config.config_hash(),
-                "cea.run_dir": str(run_dir.resolve()),
-                "cea.task": f"{config.task.name}/{config.task.level}",
-                "cea.backbone": config.model.backbone,
-                "cea.git_sha": git_sha(),
-                **{f"cea.version.{k}": v for k, v in _versions().items()},
-            },
-        )
-        if config.tracking.log_examples:
-            _log_examples(tracker, data.examples["train"][:20], run_dir)
-            if train_dataset is not None:
-                _log_augmented_examples(tracker, train_dataset)
-    seed_everything(config.seed)
-    model = build_model(backbone, labels=data.labels, pair=pair, dropout=config.model.dropout)
-    pad_id = int(tokenizer.pad_token_id or 0)
-    monitor: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if tracker.run_id is not None and config.tracking.system_metrics:
-        monitor = SystemMetrics(
-            lambda m, i: tracker.log(metrics=m, step=i),
-            config.tracking.system_metrics_interval_s,
-            warn=lambda message: progress.event("warning", {"message": message}),
-        )
-    with monitor:
-        result = fit(
-            model,
-            config,
-            train_features=feats["train"],
-            val_features=feats["validation"],
-            labels=data.labels,
-            pair=pair,
-            run_dir=run_dir,
-            resume=resume,
-            progress=progress,
-            dist=dist,
-            pad_id=pad_id,
-            train_dataset=train_dataset,
-            should_stop=should_stop,
-        )
-
-    # ---- final evaluation: thresholds tuned on validation, applied to test --------------------
-    device = next(model.parameters()).device
-    n_out = 1 if pair else len(data.labels)
-
-    def _pred(name: str) -> Any:
-        return predict(
-            model,
-            feats[name],
-            device=device,
-            batch_size=config.train.eval_batch_size,
-            pair=pair,
-            n_outputs=n_out,
-            aggregate=ch.aggregate,
-            pad_id=pad_id,
-        )
-
-    val_pred = _pred("validation")
-    choice = choose_thresholds(
-        val_pred.crit,
-        val_pred.target,
-        val_pred.prob,
-        data.labels,
-        rule=config.train.thresholds,
-        seed=config.seed,
+        start_run_folder(config, run_dir, inputs, tracker)
+    model = build_run_model(config, inputs)
+    result = train_model(
+        config, model, inputs, run_dir, resume=resume, progress=progress, dist=dist,
+        tracker=tracker, should_stop=should_stop,
+    )  # fmt: skip
+    choice, metrics = final_evaluation(config, model, inputs, progress)
+    meta = run_meta(
+        config, inputs, result, choice, metrics, world_size=dist.world_size, tracker=tracker
     )
-    # rounded as stored in cea_meta.json, so later evaluations reproduce these metrics exactly
-    thresholds = np.round(choice.values, 6)
-    metrics = {"validation": score(val_pred, data.labels, thresholds).to_dict()}
-    if feats.get("test") is not None and len(feats["test"]):
-        metrics["test"] = score(_pred("test"), data.labels, thresholds).to_dict()
-    final_split = "test" if "test" in metrics else "validation"
-    if final_split != "test":  # said, recorded, and refused by the registry gate
-        progress.event(
-            "warning",
-            {
-                "message": "no test split: the final metrics are on validation, which chose "
-                "the epoch and the thresholds (optimistic); the registry gate refuses this run"
-            },
-        )
-    meta: dict[str, Any] = {
-        "cea_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "task": config.task.model_dump(mode="json"),
-        "labels": list(data.labels),
-        "criteria": {lab: data.descriptions[lab] for lab in data.labels},
-        "pair_encoding": pair,
-        "max_length": config.model.max_length,
-        "chunking": ch.model_dump(mode="json"),
-        "thresholds": {
-            lab: float(round(t, 6)) for lab, t in zip(data.labels, thresholds, strict=True)
-        },
-        "threshold_rules": choice.rules,
-        "metrics": metrics,
-        "final_split": final_split,
-        "test_split": final_split == "test",
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early,
-        "global_step": result.global_step,
-        "early_stopping_metric": config.train.early_stopping.metric,
-        "seed": config.seed,
-        "world_size": dist.world_size,
-        "data_hash": data.dataset.content_hash(),
-        "config_hash": config.config_hash(),
-        "split_hashes": data.split.hashes(),
-        "examples": {k: len(v) for k, v in data.examples.items()},
-        "truncation": truncation,
-        "data_warnings": data.warnings,
-        "backbone": {"name": backbone.name, "kind": backbone.kind},
-        "versions": _versions(),
-        "train_samples_per_s": round(result.train_samples / max(result.train_seconds, 1e-9), 2),
-        "tracking": {"run_id": tracker.run_id, "experiment": config.tracking.experiment}
-        if tracker.run_id
-        else None,
-    }
     if dist.is_main:
-        stage = run_dir / ".final"
-        if stage.exists():
-            shutil.rmtree(stage)
-        model.save_pretrained(str(stage))
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if isinstance(limit, int) and not 0 < int(tokenizer.model_max_length) <= limit:
-            tokenizer.model_max_length = limit  # plain transformers truncation works on it
-        tokenizer.save_pretrained(str(stage))
-        move_tree_atomically(stage, run_dir)
-        shutil.rmtree(stage, ignore_errors=True)
-        atomic_write_json(run_dir / META_FILE, meta, sort_keys=False)  # label order matters
-        files = write_manifest(run_dir)
-        tracker.log(metrics=final_metrics(metrics), step=result.global_step)
-        tracker.log(
-            metrics={"final/best_epoch": result.best_epoch, "final/epochs_run": result.epochs_run},
-            # what `cea register-model`'s promotion gate compares the weights with
-            tags={"cea.final_split": final_split, "cea.weights_sha256": files[WEIGHTS_FILE]},
-        )
-        for name in (CONFIG_FILE, META_FILE, SPLIT_FILE, MANIFEST_NAME):
-            tracker.log_artifact(run_dir / name, "run")
-    if backbone.kind == "tiny":
-        shutil.rmtree(backbone.path, ignore_errors=True)
+        finish_run_folder(run_dir, model, inputs, meta, result, tracker)
+    inputs.release()
     progress.event(
         "done", {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - started, 2)}
     )

@@ -1,14 +1,16 @@
-"""CLI-side wiring of tracking: URIs, credentials, opening or resuming the MLflow run."""
+"""Where tracking goes: URIs, credentials, opening or resuming a run's MLflow run, the run a
+resumed training folder recorded, registered models fetched by `models:/NAME@ALIAS`, and an
+evaluation attached to its training run."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from cea.errors import ConfigError
+from cea.run_folder import recorded_tracking
 from cea.tracking.redact import MASK, redact_text, register_secret, strip_url_credentials
 
 _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:(?P<pw>[^@/\s]+)@")
@@ -56,14 +58,6 @@ def resolve_target(uri: str | None, artifact_location: str | None, experiment: s
 _MASKED_URI_MESSAGE = "this run's tracking URI held a secret, which cea does not store"
 
 
-def recorded_tracking(run_dir: Path) -> dict[str, Any]:
-    """What training recorded in the run's tracking.json ({} for an untracked run)."""
-    from cea.train.run import TRACKING_FILE
-
-    path = run_dir / TRACKING_FILE
-    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
-
-
 def usable_uri(recorded: dict[str, Any], uri_flag: str | None) -> str | None:
     """--tracking-uri, else the recorded URI — unless that one was stored with a secret masked."""
     uri = uri_flag or recorded.get("uri")
@@ -94,3 +88,69 @@ def open_tracker(cfg: Any, run_dir: Path, *, resume: bool, uri_flag: str | None)
     )
     tracker.effective_uri = redact_text(target.uri)  # recorded in tracking.json for --resume
     return tracker
+
+
+def end_tracking(tracker: Any, status: str) -> str | None:
+    """Close the tracking run; a failure to do so is a warning (returned), not a second error."""
+    try:
+        tracker.end(status)
+    except Exception as exc:
+        return f"tracking: could not mark the run {status} ({redact_text(str(exc))[:160]})"
+    return None
+
+
+def tracking_of(run_dir: Path, uri_flag: str | None, experiment: str) -> tuple[Any, str | None]:
+    """The run's own tracking store (tracking.json) unless `uri_flag` is given; its run id."""
+    recorded = recorded_tracking(run_dir)
+    uri = usable_uri(recorded, uri_flag)
+    target = resolve_target(uri, None, recorded.get("experiment", experiment))
+    return target, recorded.get("run_id")
+
+
+def resolve_model_source(
+    source: str, tracking_uri: str | None, work_dir: Path
+) -> tuple[Path, dict[str, str] | None]:
+    """A run folder as given, or a registered `models:/NAME@ALIAS` fetched into `work_dir` and
+    verified against its version's sha256 tags (its loader file is never run by cea)."""
+    from cea.tracking.registry import fetch_registered
+
+    if not source.startswith("models:/"):
+        return Path(source), None
+    target = resolve_target(tracking_uri, None, "cea")
+    return fetch_registered(source, target, work_dir)
+
+
+def log_evaluation(run_dir: Path, name: str, report: dict[str, Any], folder: Path) -> str | None:
+    """Attach an evaluation to the run's MLflow run (if it was tracked and is reachable); what
+    happened, in one line (None: the run was not tracked). Never raises: the evaluation is
+    written and complete whatever the tracking store does."""
+    from cea.tracking.mlflow_tracker import MlflowTracker
+
+    recorded = recorded_tracking(run_dir)
+    if not recorded:
+        return None
+    try:
+        uri = usable_uri(recorded, None)
+    except ConfigError:
+        return (
+            "not logged to MLflow: the run's tracking URI held a secret, which cea does not store"
+        )
+    m = report["metrics"]
+    metrics = {
+        f"eval/{name}/macro_f1": m["macro_f1"],
+        f"eval/{name}/micro_f1": m["micro_f1"],
+        f"eval/{name}/ece": report["ece"],
+    }
+    for lab, lm in m["per_label"].items():
+        metrics[f"eval/{name}/{lab}/f1"] = lm["f1"]
+    try:
+        tracker = MlflowTracker.resume(
+            resolve_target(uri, None, recorded["experiment"]), recorded["run_id"]
+        )
+        tracker.log(metrics=metrics)
+        for f in sorted(folder.iterdir()):
+            tracker.log_artifact(f, f"eval/{name}")
+        tracker.end("FINISHED")
+    except Exception as exc:
+        return f"not logged to MLflow ({redact_text(str(exc))[:160]})"
+    return f"logged to MLflow run {recorded['run_id']}"
