@@ -4,9 +4,11 @@ MiniLM (packaged), (criterion, sentence) pairs from the bundled sample, batch 16
 128, CPU. Both sides run N optimizer steps after a warm-up; we report samples/s of the steady
 part. Needs `accelerate` (Trainer's dependency; not part of cea's install):
 
-    pip install accelerate && python benchmarks/trainer_comparison.py --steps 30
+    pip install accelerate && python benchmarks/trainer_comparison.py --steps 30 --profile 10
 
-Prints one JSON object. Timing claims live here, not in the unit tests.
+Then `--profile N` steps of cea's step (bucketing off) run under torch.profiler: the share of
+CPU time per kind of work (its table goes to stderr) and the speed-up a loop around the same
+model could reach at most. Prints one JSON object. Timing claims live here, not in unit tests.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -46,7 +49,7 @@ def _features(max_length: int):
 
 
 def bench_cea(
-    steps: int, warmup: int, batch: int, max_length: int, bucket: bool = True
+    steps: int, warmup: int, batch: int, max_length: int, bucket: bool = True, rec: Any = None
 ) -> dict[str, float]:
     from cea.model.build import build_model
     from cea.progress import RecordingProgress
@@ -67,7 +70,7 @@ def bench_cea(
         }
     )
     model = build_model(bb, labels=data.labels, pair=True)
-    rec = RecordingProgress()
+    rec = rec or RecordingProgress()
     with tempfile.TemporaryDirectory() as tmp:
         fit(
             model,
@@ -156,6 +159,68 @@ def bench_trainer(steps: int, warmup: int, batch: int, max_length: int) -> dict[
     }
 
 
+# self-CPU time of the profiled steps, by what the time is spent on
+_KINDS = {
+    "linear layers (GEMM)": ("aten::mm", "aten::addmm"),
+    "attention (GEMM, softmax)": (
+        "aten::bmm",
+        "aten::baddbmm",
+        "aten::_softmax",
+        "aten::_softmax_backward_data",
+    ),
+    "dropout masks (RNG)": ("aten::bernoulli_",),
+    "optimizer (fused AdamW, zero_grad)": (
+        "aten::_fused_adamw_",
+        "Optimizer.zero_grad#AdamW.zero_grad",
+    ),
+}
+
+
+def profile_cea(steps: int, warmup: int, batch: int, max_length: int) -> dict[str, Any]:
+    """cea's own training step (fit, bucketing off) under torch.profiler, `steps` steps after
+    `warmup`: the share of CPU time per kind of work. What is left after the GEMMs and the
+    dropout masks bounds what any training loop around the same model can save."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    from cea.progress import RecordingProgress
+
+    class Stepper(RecordingProgress):
+        def event(self, kind: str, payload: dict[str, Any]) -> None:
+            super().event(kind, payload)
+            if kind == "step":
+                prof.step()
+
+    with profile(
+        activities=[ProfilerActivity.CPU],
+        schedule=schedule(wait=0, warmup=warmup, active=steps, repeat=1),
+    ) as prof:
+        bench_cea(steps, warmup, batch, max_length, bucket=False, rec=Stepper())
+    # ProfilerStep* is the profiler's own frame around each step, not work of the step
+    averages = [e for e in prof.key_averages() if not e.key.startswith("ProfilerStep")]
+    total = sum(e.self_cpu_time_total for e in averages)
+    shares = {
+        kind: round(sum(e.self_cpu_time_total for e in averages if e.key in keys) / total, 3)
+        for kind, keys in _KINDS.items()
+    }
+    shares["everything else"] = round(1 - sum(shares.values()), 3)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14), file=sys.stderr)
+    return {
+        "steps": steps,
+        "self_cpu_ms_per_step": round(total / steps / 1000, 1),
+        "share": shares,
+        # if every other op cost nothing, a loop around the same model would be this much faster
+        "ceiling_speedup": round(
+            1
+            / (
+                shares["linear layers (GEMM)"]
+                + shares["attention (GEMM, softmax)"]
+                + shares["dropout masks (RNG)"]
+            ),
+            3,
+        ),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=30)
@@ -163,6 +228,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--profile", type=int, default=10, help="steps of cea's step to profile (0: none)"
+    )
     a = ap.parse_args()
     torch.manual_seed(0)
     runs: dict[str, list[float]] = {"cea": [], "cea_no_bucketing": [], "trainer": []}
@@ -187,6 +255,8 @@ def main() -> None:
         "ratio_cea_over_trainer": round(med["cea"] / med["trainer"], 3),
         "ratio_cea_no_bucketing_over_trainer": round(med["cea_no_bucketing"] / med["trainer"], 3),
     }
+    if a.profile:
+        out["profile_no_bucketing"] = profile_cea(a.profile, a.warmup, a.batch, a.max_length)
     print(json.dumps(out, indent=2))
 
 

@@ -15,12 +15,18 @@ from cea.data.splits import make_split, save_split
 from cea.train.run import run_training
 
 
-@pytest.fixture(scope="module")
-def groups(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cmp")
+def _saved_split(root: Path) -> Path:
+    """One split of the bundled sample saved with its hashes: runs trained on it share tests."""
     ds = read_redsm5(sample_data_path(), DSM5_LABELS).dataset
     split = root / "split.json"
     save_split(make_split(ds, {"train": 0.7, "validation": 0.15, "test": 0.15}, 13), split)
+    return split
+
+
+@pytest.fixture(scope="module")
+def groups(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cmp")
+    split = _saved_split(root)
     for group, lr in (("base", "1e-3"), ("aug", "3e-3")):
         for seed in (1, 2):
             cfg = load_config(
@@ -197,3 +203,62 @@ def test_runs_without_a_shared_test_set_are_refused(cli, groups: Path) -> None:
 def test_eval_needs_a_run_or_compare(cli) -> None:
     assert cli("eval").exit_code == 2
     assert cli("eval", "--compare", "nope-*", "nada").exit_code == 4  # nothing matches
+
+
+@pytest.fixture(scope="module")
+def evidence_runs(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sentence-level runs on one saved split: pairs and the multi-label head, two seeds."""
+    root = tmp_path_factory.mktemp("cmp-ev")
+    split = _saved_split(root)
+    for encoding in ("pair", "multilabel"):
+        for seed in (1, 2):
+            cfg = load_config("tiny", [
+                f"model.backbone={tiny_backbone}", f"output.runs_dir={root}",
+                f"output.run_name={encoding}-{seed}", f"data.split_file={split}",
+                f"seed={seed}", "train.epochs=1", "train.max_steps=8", "task.level=sentence",
+                f"task.encoding={encoding}", "task.negatives=all",
+            ])  # fmt: skip
+            run_training(cfg, root / f"{encoding}-{seed}")
+    return root
+
+
+def test_sentence_level_runs_are_compared_on_evidence_recall_at_3(
+    cli, evidence_runs: Path, groups: Path
+) -> None:
+    res = cli("eval", "--compare", str(evidence_runs / "pair-*"),
+              str(evidence_runs / "multilabel-*"), "--json", "--n-boot", "300")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["metric"] == "evidence_recall@3"
+    assert out["sentence"].startswith("B − A evidence_recall@3 =")
+    lo, hi = out["interval"]
+    assert lo <= out["difference"] <= hi
+    # each run's value is the recall@3 that `cea eval` computes on the same test posts
+    # (trained with negatives=all: eval ranks the same candidates as the comparison)
+    for side in ("a", "b"):
+        for run, value in zip(out[side]["runs"], out[side]["scores"], strict=True):
+            ev = cli("eval", run, "--split", "test", "--json", "--n-boot", "100", "--no-track")
+            assert ev.exit_code == 0, ev.stderr
+            recall = json.loads(ev.stdout)["evidence"]["recall_at_k"]["3"]
+            assert value == pytest.approx(recall, abs=1e-6)  # the report rounds to 6 places
+    mixed = cli("eval", "--compare", str(groups / "base-1"), str(evidence_runs / "pair-1"),
+                "--single-seed-ok")  # fmt: skip
+    assert mixed.exit_code == 2 and "one level" in mixed.stderr
+
+
+def test_recall_resampling_is_the_weighted_mean_of_recalls() -> None:
+    from cea.evaluate.compare import _recall_per_resample, bootstrap_difference
+
+    # 4 test groups: (sum of recall@3, keys with evidence); A's mean recall 0.5, B's 0.75
+    a = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    b = np.array([[2.0, 2.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
+    # each group once: the plain mean; group 2 twice, 1 and 3 never; only group 3 (no evidence)
+    weights = np.array([[1.0, 1, 1, 1], [1, 0, 2, 0], [0, 0, 0, 4]])
+    assert _recall_per_resample(a, weights).tolist() == [0.5, 0.75, 0.0]
+    assert _recall_per_resample(b, weights[:1]).tolist() == [0.75]
+    two, posts = bootstrap_difference(
+        np.stack([a, b]), 1, n_boot=4000, seed=3, metric="evidence_recall@3"
+    )
+    assert np.median(posts) == pytest.approx(0.25, abs=0.1)
+    assert posts.min() >= -1.0 and posts.max() <= 1.0
+    assert np.array_equal(two, posts)  # one run per side: no seed to resample

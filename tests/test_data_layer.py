@@ -57,6 +57,29 @@ def test_sample_cli(cli, tmp_path: Path) -> None:
     assert (tmp_path / "s" / "redsm5_posts.csv").is_file()
 
 
+def test_sample_long_is_the_long_profile_generated_on_read(cli, tmp_path: Path) -> None:
+    """`data.path: sample-long` is `cea data sample --profile long --posts 300 --seed 11`, read
+    without a folder left behind, the same data (hash) every time."""
+    import statistics
+    import tempfile
+
+    from cea.data.readers import load_dataset
+
+    before = set(Path(tempfile.gettempdir()).glob("cea-sample-long-*"))
+    got = load_dataset("redsm5", "sample-long", DSM5_LABELS)
+    assert got.issues == () and got.dataset.source == "sample-long"
+    assert set(Path(tempfile.gettempdir()).glob("cea-sample-long-*")) == before
+    assert cli("data", "sample", "-o", str(tmp_path / "l"), "-n", "300", "--seed", "11",
+               "--profile", "long", "-q").exit_code == 0  # fmt: skip
+    written = read_redsm5(tmp_path / "l", DSM5_LABELS).dataset
+    assert got.dataset.content_hash() == written.content_hash()
+    words = [len(p.text.split()) for p in got.dataset.posts]
+    assert len(words) == 300 and statistics.mean(words) > 200 and max(words) > 1000
+    res = cli("data", "describe", "sample-long", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["data_hash"] == written.content_hash()
+
+
 def test_split_grouped_disjoint_and_deterministic(sample) -> None:
     split = make_split(sample, FRACTIONS, seed=13)
     groups = [set(g) for g in split.groups.values()]

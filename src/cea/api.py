@@ -290,8 +290,9 @@ def evaluate(
 
 @dataclass(frozen=True)
 class Comparison:
-    """Two groups of runs on the same test data: the difference in macro-F1 (B − A) with its
-    two-level bootstrap interval (seeds × test posts) and the verdict in one sentence."""
+    """Two groups of runs on the same test data: the difference in macro-F1 (B − A; evidence
+    recall@3 for sentence-level runs, `result["metric"]`) with its two-level bootstrap
+    interval (seeds × test posts) and the verdict in one sentence."""
 
     result: dict[str, Any]
     folder: Path | None = None

@@ -44,7 +44,9 @@ class SplitConfig(_Strict):
 
 class DataConfig(_Strict):
     format: Literal["redsm5", "generic"] = "redsm5"
-    path: str = "sample"  # a folder (redsm5), a .jsonl/.csv file (generic), or "sample"
+    # a folder (redsm5), a .jsonl/.csv file (generic), "sample" (the bundled short posts) or
+    # "sample-long" (300 generated posts of real post lengths: cea.data.readers.LONG_SAMPLE)
+    path: str = "sample"
     criteria_file: str | None = None  # YAML id -> description; default: packaged DSM-5 criteria
     strict: bool = False
     split: SplitConfig = SplitConfig()

@@ -54,7 +54,11 @@ ConfigOpt = Annotated[
 ]
 DataOpt = Annotated[
     str | None,
-    typer.Option("--data", help="Measure on this dataset: a ReDSM5 folder or a .jsonl/.csv file."),
+    typer.Option(
+        "--data",
+        help="Measure on this dataset: a ReDSM5 folder, a .jsonl/.csv file, 'sample' or "
+        "'sample-long' (300 generated posts of real post lengths).",
+    ),
 ]
 # test-only: makes every batch / call slower, so the regression gate can be shown to fire
 DelayOpt = Annotated[float, typer.Option("--inject-delay-ms", hidden=True, min=0.0)]
@@ -181,7 +185,8 @@ def train_command(
         str | None, typer.Option("--config", "-c", help="Train config (default: packaged default).")
     ] = None,
     data: Annotated[
-        str | None, typer.Option("--data", help="Dataset: a ReDSM5 folder or a .jsonl/.csv file.")
+        str | None,
+        typer.Option("--data", help="Dataset: a ReDSM5 folder, a .jsonl/.csv file, 'sample-long'."),
     ] = None,
     sets: SetOpt = None,
     steps: Annotated[

@@ -71,7 +71,9 @@ def train(
     backbone: Annotated[
         str | None, typer.Option("--backbone", help="minilm, tiny, or a local model folder.")
     ] = None,
-    data: Annotated[str | None, typer.Option("--data", help="Dataset path (or 'sample').")] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Dataset path (or 'sample', 'sample-long').")
+    ] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="Do not track with MLflow.")] = False,
     strict_tracking: Annotated[
         bool,

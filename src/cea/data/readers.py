@@ -20,7 +20,9 @@ from importlib import resources
 from pathlib import Path
 
 from cea.data.schema import (
+    ANNOTATIONS_FILE,
     ANY_CRITERION,
+    POSTS_FILE,
     Annotation,
     DataIssue,
     Dataset,
@@ -30,8 +32,8 @@ from cea.data.schema import (
 )
 from cea.errors import DataError, MissingResourceError
 
-POSTS_FILE = "redsm5_posts.csv"
-ANNOTATIONS_FILE = "redsm5_annotations.csv"
+# the bundled long-post profile: generated on read (deterministic), never a folder on disk
+LONG_SAMPLE = "sample-long"
 POST_COLUMNS = ("post_id", "text")
 ANNOTATION_COLUMNS = ("post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status")
 EXCERPT_CHARS = 40
@@ -453,6 +455,8 @@ def load_dataset(
     show_text: bool = False,
     aliases: Mapping[str, str] | None = None,
 ) -> LoadResult:
+    if path == LONG_SAMPLE and fmt == "redsm5":
+        return _long_sample(criteria, show_text=show_text, aliases=aliases)
     where = resolve_data_path(path)
     if not where.exists():
         raise MissingResourceError(
@@ -468,6 +472,26 @@ def load_dataset(
     if where.is_dir():
         raise DataError(f"{where}: the generic format needs a .jsonl or .csv file, not a folder")
     return read_generic(where, criteria, show_text=show_text, aliases=aliases)
+
+
+def _long_sample(
+    criteria: tuple[str, ...], *, show_text: bool, aliases: Mapping[str, str] | None
+) -> LoadResult:
+    """`sample-long`: 300 synthetic posts with real post lengths (`cea data sample --profile
+    long --posts 300 --seed 11`), written to a private temporary folder, read like any ReDSM5
+    folder, the folder removed. The same bytes every time: the data hash, and so split files
+    and `--compare`, hold across runs and machines."""
+    import dataclasses
+    import tempfile
+
+    from cea.data.sample import write_sample
+
+    with tempfile.TemporaryDirectory(prefix="cea-sample-long-") as tmp:
+        write_sample(Path(tmp), 300, 11, "long")
+        result = read_redsm5(Path(tmp), criteria, show_text=show_text, aliases=aliases)
+    return dataclasses.replace(
+        result, dataset=dataclasses.replace(result.dataset, source=LONG_SAMPLE)
+    )
 
 
 def ensure_usable(result: LoadResult, *, strict: bool) -> None:

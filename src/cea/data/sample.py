@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from cea.data.readers import ANNOTATIONS_FILE, POSTS_FILE
+from cea.data.schema import ANNOTATIONS_FILE, POSTS_FILE
 from cea.security.io import atomic_write_text
 
 _WHEN = [

@@ -9,6 +9,9 @@ from cea.security.io import canonical_json, sha256_bytes
 
 Severity = Literal["warning", "error"]
 ANY_CRITERION = "*"
+# the two files of a ReDSM5 folder
+POSTS_FILE = "redsm5_posts.csv"
+ANNOTATIONS_FILE = "redsm5_annotations.csv"
 
 
 @dataclass(frozen=True)

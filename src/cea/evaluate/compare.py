@@ -8,6 +8,11 @@ and test groups (data variance), so one lucky seed cannot read as "B beats A". W
 two runs per group there is no seed variance to resample: the difference is reported with
 "one seed: no verdict" unless the caller accepts a single seed. The post-only interval (every
 run held fixed) is reported next to it, to show what the seeds add.
+
+Sentence-level runs (evidence: pairs or the multi-label head) are compared on evidence
+recall@3 instead: every sentence of every test post is ranked for every criterion (the same
+candidates for either encoding), and recall@3 is the mean over (post, criterion) with
+evidence of the share of its gold sentences among its 3 most probable — the same resampling.
 """
 
 from __future__ import annotations
@@ -21,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from cea.errors import DataError, MissingResourceError, UsageError
-from cea.evaluate.metrics import f1_from_counts, label_counts, percentile_interval
+from cea.evaluate.metrics import (
+    evidence_found,
+    f1_from_counts,
+    label_counts,
+    percentile_interval,
+)
+
+EVIDENCE_K = 3  # recall@3: what a reader checks first
 
 
 def expand_group(spec: str) -> list[Path]:
@@ -42,6 +54,7 @@ class RunInfo:
     labels: tuple[str, ...]
     test_groups: frozenset[str]
     data_hash: str
+    level: str  # "post" or "sentence"
 
 
 def _run_info(run: Path) -> RunInfo:
@@ -53,6 +66,7 @@ def _run_info(run: Path) -> RunInfo:
             tuple(meta["labels"]),
             frozenset(split["groups"].get("test", [])),
             str(split["data_hash"]),
+            "sentence" if (meta.get("task") or {}).get("level") == "sentence" else "post",
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{run}: unreadable split.json or cea_meta.json ({exc})") from exc
@@ -85,16 +99,28 @@ def _load_data(run: Path, expected_hash: str, cache: dict[str, Any]) -> Any:
 
 
 def _group_counts(
-    run: Path, ds: Any, labels: tuple[str, ...], groups: list[str], device: str, batch_size: int
+    run: Path,
+    ds: Any,
+    labels: tuple[str, ...],
+    groups: list[str],
+    device: str,
+    batch_size: int,
+    level: str,
 ) -> tuple[np.ndarray, float, int, bool]:
-    """(counts per test group (G, 3, L): tp/fp/fn at the run's thresholds, macro-F1, posts,
-    whether groups hold several posts)."""
+    """(the run's statistics per test group, its value on all of them, posts, whether groups
+    hold several posts). Post level: tp/fp/fn per label at the run's thresholds (G, 3, L),
+    macro-F1. Sentence level: (sum of recall@3, (post, criterion) keys with evidence) (G, 2)."""
     from cea.data.examples import build_post_examples
     from cea.evaluate.predictor import load_run_model, score_posts
 
     lm = load_run_model(run, device=device, batch_size=batch_size)
+    if lm.sentence_level != (level == "sentence"):
+        raise UsageError(
+            f"{run}: a {'sentence' if lm.sentence_level else 'post'}-level run among "
+            f"{level}-level runs; compare runs of one level"
+        )
     if lm.sentence_level:
-        raise UsageError(f"{run}: --compare handles post-level runs only")
+        return _evidence_counts(lm, ds, labels, groups)
     exs = build_post_examples(ds, labels, set(groups))
     probs = score_posts(lm, [e.text for e in exs])
     target = np.array([e.labels for e in exs], dtype=np.float64)
@@ -113,16 +139,59 @@ def _group_counts(
     return counts, macro, len(exs), any(e.group_id != e.post_id for e in exs)
 
 
+def _evidence_counts(
+    lm: Any, ds: Any, labels: tuple[str, ...], groups: list[str]
+) -> tuple[np.ndarray, float, int, bool]:
+    from cea.data.examples import build_examples
+    from cea.evaluate.predictor import predict_examples
+
+    # every sentence of every test post, for every criterion: the same candidates whichever
+    # encoding (and `negatives`) the run was trained with
+    exs = build_examples(
+        ds, level="sentence", labels=labels, negatives="all", groups=set(groups),
+        encoding="pair" if lm.pair else "multilabel",
+    )  # fmt: skip
+    if not exs:
+        raise DataError("no sentences in the shared test posts")
+    prob = predict_examples(lm, exs).example_prob
+    if lm.pair:
+        keys = [(e.post_id, e.criterion or "") for e in exs]
+        target = np.array([e.labels[0] for e in exs], dtype=np.float64)
+        scores = prob[:, 0]
+    else:
+        keys = [(e.post_id, lab) for e in exs for lab in labels]
+        target = np.array([y for e in exs for y in e.labels], dtype=np.float64)
+        scores = prob.reshape(-1)
+    group_of = {e.post_id: e.group_id for e in exs}
+    index = {g: i for i, g in enumerate(groups)}
+    counts = np.zeros((len(groups), 2))
+    for (post_id, _crit), found in evidence_found(keys, target, scores, (EVIDENCE_K,)):
+        n_found, n_gold = found[EVIDENCE_K]
+        counts[index[group_of[post_id]]] += (n_found / n_gold, 1.0)
+    if not counts[:, 1].any():
+        raise DataError("no evidence sentence in the shared test posts: nothing to rank")
+    value = float(counts[:, 0].sum() / counts[:, 1].sum())
+    posts = len(group_of)
+    return counts, value, posts, any(g != p for p, g in group_of.items())
+
+
 def _macro_per_resample(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Macro-F1 of one run in each resample of test groups (weights: resamples x groups)."""
     tp, fp, fn = (weights @ counts[:, k, :] for k in range(3))
     return np.asarray(f1_from_counts(tp, fp, fn)[0])
 
 
+def _recall_per_resample(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mean recall@k of one run in each resample (0 where a resample drew no evidence)."""
+    total, n = weights @ counts[:, 0], weights @ counts[:, 1]
+    return np.asarray(np.divide(total, n, out=np.zeros_like(total), where=n > 0))
+
+
 def bootstrap_difference(
-    counts: np.ndarray, na: int, *, n_boot: int, seed: int
+    counts: np.ndarray, na: int, *, n_boot: int, seed: int, metric: str = "macro_f1"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap distributions of mean macro-F1(B) − mean macro-F1(A).
+    """Bootstrap distributions of mean macro-F1(B) − mean macro-F1(A) (or of evidence
+    recall@3, `metric="evidence_recall@3"`, from `_evidence_counts`' statistics).
 
     `counts` (runs, groups, 3, labels) holds each run's tp/fp/fn per test group; the first `na`
     runs are A. Two-level: every resample draws test groups, and runs within A and within B
@@ -134,7 +203,8 @@ def bootstrap_difference(
     weights = np.stack(
         [np.bincount(rng.integers(0, g, g), minlength=g) for _ in range(n_boot)]
     ).astype(float)
-    macro = np.stack([_macro_per_resample(counts[r], weights) for r in range(runs)])
+    stat = _macro_per_resample if metric == "macro_f1" else _recall_per_resample
+    macro = np.stack([stat(counts[r], weights) for r in range(runs)])
     cols = np.arange(n_boot)[:, None]
     pick_a = rng.integers(0, na, (n_boot, na))
     pick_b = na + rng.integers(0, nb, (n_boot, nb))
@@ -161,10 +231,16 @@ def compare_groups(
     device: str = "auto",
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """The difference B − A of mean test macro-F1 with a two-level bootstrap interval."""
+    """The difference B − A of mean test macro-F1 (post level) or evidence recall@3 (sentence
+    level) with a two-level bootstrap interval."""
     info = [_run_info(r) for r in a + b]
     if len({i.labels for i in info}) != 1 or len({i.data_hash for i in info}) != 1:
         raise UsageError("runs to compare must share labels and data (data hash)")
+    if len({i.level for i in info}) != 1:
+        raise UsageError(
+            "runs to compare must be of one level: post-level runs are compared on macro-F1, "
+            "sentence-level (evidence) runs on evidence recall@3"
+        )
     labels = info[0].labels
     common = sorted(frozenset.intersection(*(i.test_groups for i in info)))
     if len(common) < 5:
@@ -174,9 +250,13 @@ def compare_groups(
         )
     datasets: dict[str, Any] = {}
     per_run = []
+    level = info[0].level
+    metric, metric_name = (
+        ("macro_f1", "macro-F1") if level == "post" else (f"evidence_recall@{EVIDENCE_K}",) * 2
+    )
     for i in info:  # every run's own data checked against its split's hash
         ds = _load_data(i.run_dir, i.data_hash, datasets)
-        per_run.append(_group_counts(i.run_dir, ds, labels, common, device, batch_size))
+        per_run.append(_group_counts(i.run_dir, ds, labels, common, device, batch_size, level))
     counts = np.stack([r[0] for r in per_run])  # (runs, groups, 3, labels)
     full = [r[1] for r in per_run]
     posts = per_run[0][2]
@@ -185,7 +265,9 @@ def compare_groups(
     diff = float(np.mean(full_b) - np.mean(full_a))
 
     g = len(common)
-    two_level, posts_only = bootstrap_difference(counts, na, n_boot=n_boot, seed=seed)
+    two_level, posts_only = bootstrap_difference(
+        counts, na, n_boot=n_boot, seed=seed, metric=metric
+    )
     (lo, hi), extended = percentile_interval(two_level, diff)
     (plo, phi), _ = percentile_interval(posts_only, diff)
     seeds = min(na, nb)
@@ -201,7 +283,7 @@ def compare_groups(
             else f"bootstrap over {g} {unit}, single seed accepted (--single-seed-ok)"
         )
     sentence = (
-        f"B − A macro-F1 = {diff:+.3f} [95% {method}: {lo:+.3f}, {hi:+.3f}]; {verdict}. "
+        f"B − A {metric_name} = {diff:+.3f} [95% {method}: {lo:+.3f}, {hi:+.3f}]; {verdict}. "
         f"A: {np.mean(full_a):.3f} (sd {np.std(full_a):.3f} over {na} seed{'s' * (na != 1)}), "
         f"B: {np.mean(full_b):.3f} (sd {np.std(full_b):.3f} over {nb} seed{'s' * (nb != 1)}); "
         f"posts-only interval {plo:+.3f}, {phi:+.3f}."
@@ -210,13 +292,15 @@ def compare_groups(
     def side(runs: list[Path], values: list[float]) -> dict[str, Any]:
         return {
             "runs": [str(r) for r in runs],
-            "macro_f1": values,
+            metric: values,
+            "scores": values,
             "mean": float(np.mean(values)),
             "sd": float(np.std(values)),
             "seeds": len(runs),
         }
 
     return {
+        "metric": metric,
         "a": side(a, full_a),
         "b": side(b, full_b),
         "labels": list(labels),
@@ -255,12 +339,12 @@ def write_comparison(result: dict[str, Any], folder: Path) -> list[str]:
         atomic_write_json(stage / "comparison.json", result, sort_keys=False)
         fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), width_ratios=[1.3, 1])
         for x, key in ((0, "a"), (1, "b")):
-            vals = result[key]["macro_f1"]
+            vals = result[key]["scores"]
             jitter = np.linspace(-0.08, 0.08, len(vals)) if len(vals) > 1 else [0.0]
             left.scatter(x + np.asarray(jitter), vals, zorder=3)
             left.hlines(result[key]["mean"], x - 0.2, x + 0.2, color="black")
         left.set_xticks([0, 1], ["A", "B"])
-        left.set_ylabel("test macro-F1 (one point per seed)")
+        left.set_ylabel(f"test {result['metric']} (one point per seed)")
         left.set_title("runs")
         d, (lo, hi), (plo, phi) = (
             result["difference"], result["interval"], result["posts_only_interval"],

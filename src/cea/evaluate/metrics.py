@@ -413,6 +413,33 @@ def expected_calibration_error(target: np.ndarray, prob: np.ndarray, bins: int =
 EVIDENCE_KS = (1, 3, 5)
 
 
+def evidence_found(
+    keys: list[tuple[str, str]],
+    target: np.ndarray,
+    prob: np.ndarray,
+    ks: tuple[int, ...] = EVIDENCE_KS,
+) -> list[tuple[tuple[str, str], dict[int, tuple[int, int]]]]:
+    """Per (post, criterion) key with at least one gold sentence (unknown targets rank
+    nothing): for each k, (gold sentences among its k most probable sentences, gold sentences).
+    Ties keep the input order."""
+    by_pair: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(keys):
+        by_pair.setdefault(key, []).append(i)
+    out = []
+    for key, idx in by_pair.items():
+        rows = np.array(idx)
+        rows = rows[~np.isnan(target[rows])]
+        gold = target[rows] >= 0.5
+        if not gold.any():
+            continue
+        order = rows[np.argsort(-prob[rows], kind="stable")]
+        gold_set = set(rows[gold].tolist())
+        out.append(
+            (key, {k: (len(gold_set.intersection(order[:k].tolist())), len(gold_set)) for k in ks})
+        )
+    return out
+
+
 def evidence_recall(
     keys: list[tuple[str, str]],
     target: np.ndarray,
@@ -422,23 +449,12 @@ def evidence_recall(
     """Evidence retrieval per (post, criterion) with at least one gold sentence: recall@k is
     the share of its gold sentences among its k most probable sentences (averaged), hit@k the
     share of pairs with at least one gold sentence in the top k."""
-    by_pair: dict[tuple[str, str], list[int]] = {}
-    for i, key in enumerate(keys):
-        by_pair.setdefault(key, []).append(i)
     recall: dict[int, list[float]] = {k: [] for k in ks}
     hit: dict[int, list[float]] = {k: [] for k in ks}
-    for idx in by_pair.values():
-        rows = np.array(idx)
-        rows = rows[~np.isnan(target[rows])]  # unknown targets rank nothing
-        gold = target[rows] >= 0.5
-        if not gold.any():
-            continue
-        order = rows[np.argsort(-prob[rows], kind="stable")]
-        gold_set = set(rows[gold].tolist())
-        for k in ks:
-            found = len(gold_set.intersection(order[:k].tolist()))
-            recall[k].append(found / len(gold_set))
-            hit[k].append(float(found > 0))
+    for _key, found in evidence_found(keys, target, prob, ks):
+        for k, (n_found, n_gold) in found.items():
+            recall[k].append(n_found / n_gold)
+            hit[k].append(float(n_found > 0))
     return {
         "pairs_with_evidence": len(recall[ks[0]]),
         "recall_at_k": {
