@@ -23,13 +23,13 @@ from cea.bench.pipeline import (
     time_loader,
     time_steps,
 )
-from cea.cli.bench import CHEAP
+from cea.bench.run import CHEAP
 from cea.model.backbone import resolve_backbone
 from cea.model.build import load_tokenizer
 from cea.model.features import collate
 from cea.train.prefetch import Prefetcher
 
-NAMES = CHEAP.split(",")
+NAMES = list(CHEAP)
 TEXTS = corpus(8000, 25, seed=13)
 TOK = load_tokenizer(resolve_backbone("minilm"))
 DS = augmented_dataset(TEXTS, TOK, NAMES, 0.15, 64, 13)

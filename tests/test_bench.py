@@ -190,3 +190,10 @@ def test_bench_step_on_the_users_data_measures_the_runs_own_loop(
     assert out["params"]["step"].startswith("real training step on cpu")
     assert 0 <= out["data_wait_ratio"] < 1 and out["band"] == band(out["data_wait_ratio"])
     assert out["steps"] >= 5 and out["step_ms"] > 0
+
+
+def test_cli_default_augmenters_are_the_benchmarks_cheap_set() -> None:
+    from cea.bench.run import CHEAP
+    from cea.cli.bench import CHEAP as SHOWN
+
+    assert SHOWN.split(",") == list(CHEAP)

@@ -13,6 +13,17 @@ def test_import_cli_loads_no_heavy_library() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_run_folder_layout_and_tracking_targets_load_no_model_library() -> None:
+    """Reading a run folder's names, config or tracking record (`cea runs`, `cea eval
+    --compare` listing) must not pay for torch: only loading a model does."""
+    code = (
+        "import sys, cea.run_folder, cea.tracking.targets, cea.evaluate.card; "
+        "print([m for m in ('torch', 'transformers', 'safetensors') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_help_renders_without_heavy_or_markdown_imports() -> None:
     """`cea --help` must stay fast (< 0.3 s here): no heavy library, and not typer's rich
     help renderer (rich.markdown + markdown_it cost ~0.1 s of CPU)."""

@@ -226,7 +226,7 @@ def _note(message: str | None, progress: ProgressSink) -> None:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """An evaluation: the folder it was written to and its report (`report.json`)."""
+    """An evaluation: the folder it was written to and its report (`metrics.json`)."""
 
     folder: Path
     report: dict[str, Any]

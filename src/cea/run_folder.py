@@ -30,7 +30,6 @@ import yaml
 
 from cea.config import CeaConfig
 from cea.errors import IntegrityError, MissingResourceError, UsageError
-from cea.model.inference import inference_device
 from cea.security.io import atomic_write_json, move_tree_atomically
 from cea.security.manifest import MANIFEST_NAME, write_manifest
 from cea.security.paths import safe_name
@@ -190,6 +189,7 @@ def load_run_model(run_dir: Path, *, device: str = "auto", batch_size: int = 64)
     """Verify the run folder (manifest + artifact scan) before anything in it is loaded; the
     model goes to `device` (auto: CUDA when present)."""
     from cea.model.build import load_trained
+    from cea.model.inference import inference_device  # torch: only when a model is loaded
     from cea.security.io import sha256_bytes
 
     target = inference_device(device)

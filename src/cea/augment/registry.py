@@ -13,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cea import catalog
 from cea.augment.base import Augmenter
 from cea.augment.builtin import (
     CharNoise,
@@ -173,9 +172,6 @@ def availability(name: str, res: Resources, *, tfidf_possible: bool = True) -> A
 
 def all_names() -> list[str]:
     return [s.name for s in SPECS] + [f"nlpaug:{c}" for c in (*NLPAUG_NAMES, *NLPAUG_UNAVAILABLE)]
-
-
-check_names = catalog.check_augmenter_names  # (config validates names with it)
 
 
 def build(name: str, res: Resources) -> Augmenter:

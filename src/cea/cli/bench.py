@@ -18,6 +18,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+# the default cheap augmenters, as the option shows them (cea.bench.run.CHEAP; a test holds
+# them equal: importing cea.bench.run here would load pydantic for `cea --help`)
 CHEAP = "char_keyboard,char_swap,word_swap,word_delete,spelling"
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=4096, help="Rows per batch.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=0, max=64, help="DataLoader workers.")]

@@ -22,6 +22,7 @@ from cea.cli._common import (
     show_progress,
     warn,
 )
+from cea.progress import NullProgress
 
 
 def render_metrics(meta: dict[str, Any]) -> Table:
@@ -174,21 +175,12 @@ def train(
     )
 
 
-class _RunFolderNote:
+class _RunFolderNote(NullProgress):
     """Says where the run goes before it starts; with --json / --quiet (no progress display)
     it still says each warning on stderr."""
 
     def __init__(self, echo_warnings: bool) -> None:
         self.echo_warnings = echo_warnings
-
-    def start(self, task: str, total: int | None) -> None:
-        return None
-
-    def advance(self, task: str, n: int = 1, **fields: Any) -> None:
-        return None
-
-    def finish(self, task: str) -> None:
-        return None
 
     def event(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "warning" and self.echo_warnings:

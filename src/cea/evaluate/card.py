@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from cea.evaluate.markdown import fmt_optional
+from cea.run_folder import EVAL_DIR
 from cea.security.manifest import check_manifest
 
 
 def verified_evals(run_dir: Path, split: str = "test") -> list[dict[str, Any]]:
     """`cea eval` reports of `split` whose manifest still verifies, newest first."""
     found = []
-    for path in (run_dir / "eval").glob("*/metrics.json"):
+    for path in (run_dir / EVAL_DIR).glob("*/metrics.json"):
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

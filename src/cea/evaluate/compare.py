@@ -32,6 +32,7 @@ from cea.evaluate.metrics import (
     label_counts,
     percentile_interval,
 )
+from cea.run_folder import META_FILE, SPLIT_FILE
 
 EVIDENCE_K = 3  # recall@3: what a reader checks first
 
@@ -42,7 +43,7 @@ def expand_group(spec: str) -> list[Path]:
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         matches = sorted(glob.glob(part))  # noqa: PTH207 - patterns may be absolute if any(ch in part for ch in "*?[") else [part]
         out += [Path(m) for m in matches]
-    runs = [p for p in out if (p / "cea_meta.json").is_file()]
+    runs = [p for p in out if (p / META_FILE).is_file()]
     if not runs:
         raise MissingResourceError(f"no finished run matches {spec!r}")
     return runs
@@ -59,8 +60,8 @@ class RunInfo:
 
 def _run_info(run: Path) -> RunInfo:
     try:
-        split = json.loads((run / "split.json").read_text(encoding="utf-8"))
-        meta = json.loads((run / "cea_meta.json").read_text(encoding="utf-8"))
+        split = json.loads((run / SPLIT_FILE).read_text(encoding="utf-8"))
+        meta = json.loads((run / META_FILE).read_text(encoding="utf-8"))
         return RunInfo(
             run,
             tuple(meta["labels"]),

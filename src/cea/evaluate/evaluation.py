@@ -64,7 +64,7 @@ def evaluate_run(
     from cea.data.readers import ensure_usable, load_dataset
     from cea.data.splits import load_split
     from cea.evaluate.predictor import load_run_model, predict_examples
-    from cea.run_folder import saved_config
+    from cea.run_folder import EVAL_DIR, SPLIT_FILE, saved_config
     from cea.security.paths import safe_child
 
     lm = load_run_model(run_dir, device=device, batch_size=batch_size)
@@ -81,7 +81,7 @@ def evaluate_run(
     if split == "all":
         groups: set[str] | None = None
     else:
-        sp = load_split(run_dir / "split.json", ds)  # refuses other data (hash differs)
+        sp = load_split(run_dir / SPLIT_FILE, ds)  # refuses other data (hash differs)
         if split not in sp.groups:
             raise UsageError(f"split {split!r} not in this run ({', '.join(sp.groups)})")
         groups = set(sp.groups[split])
@@ -108,7 +108,7 @@ def evaluate_run(
         lab: expected_calibration_error(pred.target[pred.crit == i], pred.prob[pred.crit == i])
         for i, lab in enumerate(lm.labels)
     }
-    root = out_root if out_root is not None else run_dir / "eval"
+    root = out_root if out_root is not None else run_dir / EVAL_DIR
     folder = safe_child(root, name, what="evaluation name")
     if folder.exists():
         raise UsageError(

@@ -18,13 +18,14 @@ from typing import Any
 
 from cea._version import __version__
 from cea.errors import GateRefused, IntegrityError, MissingResourceError, RuntimeFailure, UsageError
-from cea.run_folder import WEIGHTS_FILE
+from cea.run_folder import TRACKING_FILE, WEIGHTS_FILE
 from cea.security.io import sha256_file
+from cea.security.manifest import MANIFEST_NAME
 
 LOADER = Path(__file__).with_name("pyfunc_model.py")
 MODEL_NAME = "model"  # the logged model's name inside the MLflow run
 RUN_ARTIFACT = "run"  # key (and folder) of the staged run files among the model's artifacts
-EXCLUDED_FILES = ("manifest.json", "tracking.json")  # re-written / machine specific
+EXCLUDED_FILES = (MANIFEST_NAME, TRACKING_FILE)  # re-written / machine specific
 
 
 @dataclass(frozen=True)

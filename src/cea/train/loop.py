@@ -39,7 +39,7 @@ from cea.model.inference import (
     predict,
 )
 from cea.progress import NullProgress, ProgressSink
-from cea.run_folder import resolve_checkpoint
+from cea.run_folder import CHECKPOINTS_DIR, resolve_checkpoint
 from cea.train.checkpoint import (
     load_trainer_state,
     load_weights,
@@ -271,7 +271,7 @@ def fit(
     tc = config.train
     progress = progress or NullProgress()
     dist = dist or DistContext()
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = run_dir / CHECKPOINTS_DIR
 
     # ---- setup -----------------------------------------------------------------------------
     device = resolve_device(tc.device, dist)

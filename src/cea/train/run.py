@@ -33,33 +33,13 @@ from cea.run_folder import (
     SPLIT_FILE,
     TRACKING_FILE,
     WEIGHTS_FILE,
-    new_run_dir,
-    read_run_config,
     save_final_model,
-    saved_config,
 )
 from cea.security.io import atomic_write_json, atomic_write_text
 from cea.security.manifest import MANIFEST_NAME
 from cea.tracking.base import NullTracker, Tracker, TrackerSink
 from cea.tracking.redact import flatten, redact_mapping, redact_text
 from cea.tracking.system import SystemMetrics
-
-# the run-folder names and loaders live in cea.run_folder; these stay importable from here
-__all__ = [
-    "CONFIG_FILE",
-    "META_FILE",
-    "SPLIT_FILE",
-    "TRACKING_FILE",
-    "WEIGHTS_FILE",
-    "PreparedData",
-    "TrainSummary",
-    "featurize_kwargs",
-    "new_run_dir",
-    "prepare_data",
-    "read_run_config",
-    "run_training",
-    "saved_config",
-]
 
 
 @dataclass(frozen=True)
