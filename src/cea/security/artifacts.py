@@ -267,6 +267,34 @@ def _data_kind(data: bytes) -> str:
     return "text"
 
 
+# ---- numpy ---------------------------------------------------------------------------
+
+
+def npy_header(data: bytes) -> tuple[tuple[int, int], Any, int]:
+    """(version, dtype, offset of the array data) as `numpy.lib.format.read_array` reads them
+    under `numpy.load(allow_pickle=True)` (no header size limit there). Raises what numpy
+    raises on a header it refuses."""
+    import importlib
+    import warnings
+
+    import numpy as np
+    from numpy.lib import format as npy_format
+
+    try:
+        impl: Any = importlib.import_module("numpy.lib._format_impl")  # numpy 2
+    except ImportError:  # pragma: no cover - numpy 1
+        impl = npy_format
+    read_header: Any = impl._read_array_header
+    fp = io.BytesIO(data)
+    version = npy_format.read_magic(fp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (python-2 headers: numpy warns and reads them)
+        _shape, _fortran, dtype = read_header(fp, version, max_header_size=2**64)
+    if not isinstance(dtype, np.dtype):  # pragma: no cover - numpy always gives a dtype
+        raise ValueError("no dtype")
+    return version, dtype, fp.tell()
+
+
 # ---- safetensors -----------------------------------------------------------------------
 
 
@@ -630,22 +658,22 @@ class _Scanner:
         return f"{kind}+{inner_fmt}"
 
     def _npy(self, data: bytes, where: str) -> None:
-        import ast
-
+        """Read the header with numpy's own parser (`numpy.load` reads it so): an object dtype
+        anywhere in it (`descr_to_dtype(...).hasobject`) means a pickle follows the header."""
         try:
-            major = data[6]
-            start = 10 if major == 1 else 12
-            (hlen,) = struct.unpack("<H" if major == 1 else "<I", data[8:start])
-            header = ast.literal_eval(data[start : start + hlen].decode("latin1"))
-            descr = str(header["descr"])
-        except (ValueError, SyntaxError, KeyError, IndexError, struct.error, TypeError) as exc:
+            _version, dtype, start = npy_header(data)
+        except Exception as exc:  # numpy's parser refuses it: numpy.load refuses it too
             self.find(
-                where, "npy", "NUMPY-HEADER", f"unreadable .npy header ({exc.__class__.__name__})"
+                where,
+                "npy",
+                "NUMPY-HEADER",
+                f"unreadable .npy header ({exc.__class__.__name__}: {str(exc)[:80]})",
             )
             return
-        if "O" not in descr:
+        if not dtype.hasobject:
             return
-        report = analyze_pickle(data, start + hlen, allowed=self.allowed)
+        report = analyze_pickle(data, start, allowed=self.allowed)
+        report = analyze_pickle(data, start, allowed=self.allowed)
         if not report.is_pickle:
             self.find(where, "npy", "NUMPY-OBJECT", "object array whose pickle does not parse")
             return

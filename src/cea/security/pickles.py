@@ -24,7 +24,9 @@ code or reach the OS, the network or the file system.
 
 from __future__ import annotations
 
+import _collections_abc
 import _compat_pickle
+import importlib
 import io
 import pickle  # only the parsers: find_class/persistent_load are stubbed, nothing is loaded
 import pickletools
@@ -78,6 +80,16 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "numpy.random._pickle.__bit_generator_ctor",
         "numpy.random._pickle.__generator_ctor",
         "numpy.random.mtrand._rand",
+        "numpy.random.mtrand.RandomState",
+        "numpy.random._generator.Generator",
+        # numpy's bit generators and seed sequence (RandomState / default_rng() in a dump)
+        "numpy.random._mt19937.MT19937",
+        "numpy.random._pcg64.PCG64",
+        "numpy.random._pcg64.PCG64DXSM",
+        "numpy.random._philox.Philox",
+        "numpy.random._sfc64.SFC64",
+        "numpy.random.bit_generator.SeedSequence",
+        "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
         "joblib.numpy_pickle.NumpyArrayWrapper",
     }
     | {
@@ -154,6 +166,10 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
     }
 )
 
+# (exact names only: `_collections_abc.sys` is the sys module)
+_ABC_NAMES = tuple(_collections_abc.__all__)
+_FUTURE_NAMES = (*importlib.import_module("__future__").all_feature_names, "_Feature")
+
 # Constructors of plain values: they run no code of the pickle's choosing and touch nothing
 # outside the process. Unusual in a checkpoint, so shown (low), but not failing.
 HARMLESS_GLOBALS: frozenset[str] = frozenset(
@@ -205,6 +221,10 @@ HARMLESS_GLOBALS: frozenset[str] = frozenset(
         "torch.layout",
         "torch.memory_format",
         "torch.dtype",
+        # abstract base classes and __future__ flags: inert values
+        *(f"collections.abc.{n}" for n in _ABC_NAMES),
+        *(f"_collections_abc.{n}" for n in _ABC_NAMES),
+        *(f"__future__.{n}" for n in _FUTURE_NAMES),
         "numpy.core.multiarray._frombuffer",
         "numpy._core.multiarray._frombuffer",
         "numpy.core.numeric._frombuffer",

@@ -1,0 +1,100 @@
+"""Issue 28: the gate reads every file the way each loader does. Benign shapes that used to fail
+(numpy's own header parser, numpy's bit generators, inert stdlib values), one severity table,
+safe human output, budgets, and the formats identified by the loaders' own dispatch."""
+
+from __future__ import annotations
+
+import collections.abc
+import json
+import pickle
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from cea.security.artifacts import scan_file
+from cea.security.pickles import severity_of
+
+# ---- fair to benign files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        [("Oname", "<f8"), ("b", "<i4")],
+        [("O", "<i8")],
+        [("x", [("Object", "<f4")])],
+        np.dtype({"names": ["Obj"], "formats": ["<u2"], "offsets": [4], "itemsize": 8}),
+    ],
+)
+def test_structured_npy_whose_field_names_begin_with_O_passes(
+    tmp_path: Path, dtype: object
+) -> None:
+    f = tmp_path / "s.npy"
+    np.save(f, np.zeros(3, dtype=dtype))
+    res = scan_file(f)
+    assert res.findings == () and res.incomplete == (), res
+
+
+def test_structured_npy_with_a_real_object_field_is_read_as_a_pickle(tmp_path: Path) -> None:
+    f = tmp_path / "s.npy"
+    np.save(f, np.array([(1, "a")], dtype=[("n", "<i4"), ("v", "O")]), allow_pickle=True)
+    res = scan_file(f)
+    assert [x.id for x in res.findings] == ["NUMPY-OBJECT"], res
+    assert res.findings[0].severity == "info"
+
+
+def test_npy_header_spelled_out_with_an_object_field_is_read(tmp_path: Path) -> None:
+    """The dtype written as a list of fields, the object field not first: numpy's parser says
+    hasobject, and the pickle after the header is read."""
+    payload = b"cos\nsystem\n(S'true'\ntR."
+    header = "{'descr': [('a', '<f8'), ('b', '|O')], 'fortran_order': False, 'shape': (1,), }"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + payload
+    f = tmp_path / "x.npy"
+    f.write_bytes(data)
+    res = scan_file(f)
+    assert any(x.severity == "critical" and "os.system" in x.message for x in res.findings), res
+
+
+@pytest.mark.parametrize("compress", [0, 3])
+def test_numpy_random_states_pass(tmp_path: Path, compress: int) -> None:
+    f = tmp_path / "rng.joblib"
+    joblib.dump(
+        {
+            "rs": np.random.RandomState(0),
+            "g": np.random.default_rng(1),
+            "bits": [np.random.Philox(2), np.random.SFC64(3), np.random.PCG64DXSM(4)],
+            "mt": np.random.Generator(np.random.MT19937(5)),
+        },
+        f,
+        compress=compress,
+    )
+    res = scan_file(f)
+    assert [x for x in res.findings if x.severity not in ("info", "low")] == [], res.findings
+    for proto in (2, 4, 5):
+        p = tmp_path / f"rng{proto}.pkl"
+        p.write_bytes(pickle.dumps([np.random.RandomState(0), np.random.default_rng()], proto))
+        res = scan_file(p)
+        assert [x for x in res.findings if x.severity not in ("info", "low")] == [], res.findings
+
+
+def test_abcs_and_future_flags_are_low(tmp_path: Path) -> None:
+    import __future__
+
+    f = tmp_path / "x.pkl"
+    f.write_bytes(pickle.dumps([collections.abc.Mapping, __future__.annotations], protocol=4))
+    res = scan_file(f)
+    assert res.findings and {x.severity for x in res.findings} == {"low"}, res.findings
+    assert severity_of("collections.abc.Mapping") == "low"
+    assert severity_of("__future__.annotations") == "low"
+    # only the names themselves: what else those modules hold is not low
+    assert severity_of("_collections_abc.sys.modules") not in ("info", "low")
+    assert severity_of("collections.abc.Mapping.register") != "low"
+
+
+def test_json_of_the_scan_is_plain(tmp_path: Path) -> None:
+    f = tmp_path / "a.npy"
+    np.save(f, np.arange(3))
+    assert json.dumps([x.to_dict() for x in scan_file(f).findings]) == "[]"
