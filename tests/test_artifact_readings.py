@@ -98,3 +98,55 @@ def test_json_of_the_scan_is_plain(tmp_path: Path) -> None:
     f = tmp_path / "a.npy"
     np.save(f, np.arange(3))
     assert json.dumps([x.to_dict() for x in scan_file(f).findings]) == "[]"
+
+
+# ---- severity: one table ----------------------------------------------------------------------
+
+
+def test_every_entry_of_the_critical_table_is_critical() -> None:
+    from cea.security.pickles import CRITICAL_CALLABLES, HARMLESS_GLOBALS, SAFE_GLOBALS
+
+    assert len(CRITICAL_CALLABLES) > 200
+    for key, reason in CRITICAL_CALLABLES.items():
+        assert reason in ("runs a command", "runs code", "file I/O", "network I/O"), key
+        name = key + "x" if key.endswith("_") else key
+        assert severity_of(name) == "critical", key
+        if not key.endswith("_"):  # a module's attributes, a callable's attributes
+            assert severity_of(f"{key}.anything") == "critical", key
+        assert key not in SAFE_GLOBALS and key not in HARMLESS_GLOBALS, key
+
+
+@pytest.mark.parametrize(
+    "dotted",
+    [
+        "uuid._get_command_stdout",
+        "_aix_support._read_cmd_output",
+        "_osx_support._read_output",
+        "_pyrepl.pager.pipe_pager",
+        "test.support.script_helper.assert_python_ok",
+        "test.support.script_helper.run_python_until_end",
+        "_interpreters.run_string",
+        "_xxsubinterpreters.run_string",
+        "torch.storage._load_from_bytes",
+        "nntplib.NNTP",
+        "smtplib.SMTP",
+        "poplib.POP3",
+        "imaplib.IMAP4",
+        "ftplib.FTP",
+        "telnetlib.Telnet",
+        "uuid.os.system",  # a module reached through an attribute
+        "__main__.x",
+        "_socket.socket",
+        "pandas.read_pickle",
+    ],
+)
+def test_callables_that_run_commands_code_or_io_are_critical(dotted: str) -> None:
+    assert severity_of(dotted) == "critical"
+
+
+def test_harmless_and_allowlisted_names_keep_their_rating() -> None:
+    assert severity_of("pathlib.PosixPath") == "low"
+    assert severity_of("uuid.UUID") == "low"
+    assert severity_of("collections.OrderedDict") == "info"
+    assert severity_of("torch._utils._rebuild_tensor_v2") == "info"
+    assert severity_of("sklearn.linear_model._logistic.LogisticRegression") == "high"
