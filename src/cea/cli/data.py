@@ -258,13 +258,18 @@ def sample(
         Path, typer.Option("--out", "-o", help="Folder to write the ReDSM5-layout files to.")
     ],
     posts: Annotated[
-        int, typer.Option("--posts", "-n", min=1, max=100_000, help="Number of posts.")
-    ] = 200,
+        int | None,
+        typer.Option(
+            "--posts", "-n", min=1, max=100_000, help="Number of posts (200; hard: 1,484)."
+        ),
+    ] = None,
     seed: SeedOpt = 13,
     profile: Annotated[
         str,
         typer.Option(
-            "--profile", help="short (the bundled sample) or long (real post lengths, ~300 words)."
+            "--profile",
+            help="short (the bundled sample), long (real post lengths, ~300 words) or hard "
+            "(ReDSM5's difficulties: sparse evidence, rare criteria, distractors).",
         ),
     ] = "short",
     json_out: JsonOpt = False,
@@ -277,6 +282,10 @@ def sample(
     mode = set_mode(json_out, quiet)
     if profile not in PROFILES:
         raise UsageError(f"--profile must be one of {', '.join(PROFILES)}")
+    if posts is None:
+        from cea.data.sample_hard import HARD_POSTS
+
+        posts = HARD_POSTS if profile == "hard" else 200
     stats = write_sample(out, posts, seed, profile)
     if mode.json:
         emit_json({"out": str(out), **stats.__dict__})

@@ -34,6 +34,7 @@ from cea.errors import DataError, MissingResourceError
 
 # the bundled long-post profile: generated on read (deterministic), never a folder on disk
 LONG_SAMPLE = "sample-long"
+HARD_SAMPLE = "sample-hard"  # ReDSM5's difficulties (cea.data.sample_hard), generated on read
 POST_COLUMNS = ("post_id", "text")
 ANNOTATION_COLUMNS = ("post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status")
 EXCERPT_CHARS = 40
@@ -455,8 +456,8 @@ def load_dataset(
     show_text: bool = False,
     aliases: Mapping[str, str] | None = None,
 ) -> LoadResult:
-    if path == LONG_SAMPLE and fmt == "redsm5":
-        return _long_sample(criteria, show_text=show_text, aliases=aliases)
+    if path in (LONG_SAMPLE, HARD_SAMPLE) and fmt == "redsm5":
+        return _long_sample(criteria, show_text=show_text, aliases=aliases, name=path)
     where = resolve_data_path(path)
     if not where.exists():
         raise MissingResourceError(
@@ -475,23 +476,30 @@ def load_dataset(
 
 
 def _long_sample(
-    criteria: tuple[str, ...], *, show_text: bool, aliases: Mapping[str, str] | None
+    criteria: tuple[str, ...],
+    *,
+    show_text: bool,
+    aliases: Mapping[str, str] | None,
+    name: str = LONG_SAMPLE,
 ) -> LoadResult:
     """`sample-long`: 300 synthetic posts with real post lengths (`cea data sample --profile
-    long --posts 300 --seed 11`), written to a private temporary folder, read like any ReDSM5
-    folder, the folder removed. The same bytes every time: the data hash, and so split files
-    and `--compare`, hold across runs and machines."""
+    long --posts 300 --seed 11`); `sample-hard`: `cea data sample --profile hard --seed 11`
+    (1,484 posts). Written to a private temporary folder, read like any ReDSM5 folder, the
+    folder removed. The same bytes every time: the data hash, and so split files and
+    `--compare`, hold across runs and machines."""
     import dataclasses
     import tempfile
 
     from cea.data.sample import write_sample
+    from cea.data.sample_hard import HARD_POSTS
 
-    with tempfile.TemporaryDirectory(prefix="cea-sample-long-") as tmp:
-        write_sample(Path(tmp), 300, 11, "long")
+    with tempfile.TemporaryDirectory(prefix=f"cea-{name}-") as tmp:
+        if name == HARD_SAMPLE:
+            write_sample(Path(tmp), HARD_POSTS, 11, "hard")
+        else:
+            write_sample(Path(tmp), 300, 11, "long")
         result = read_redsm5(Path(tmp), criteria, show_text=show_text, aliases=aliases)
-    return dataclasses.replace(
-        result, dataset=dataclasses.replace(result.dataset, source=LONG_SAMPLE)
-    )
+    return dataclasses.replace(result, dataset=dataclasses.replace(result.dataset, source=name))
 
 
 def ensure_usable(result: LoadResult, *, strict: bool) -> None:

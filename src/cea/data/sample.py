@@ -213,7 +213,7 @@ def _fill(template: str, rng: random.Random) -> str:
     return template.format(when=rng.choice(_WHEN)) if "{when}" in template else template
 
 
-PROFILES = ("short", "long")
+PROFILES = ("short", "long", "hard")  # hard: cea.data.sample_hard
 
 
 def _filler_count(rng: random.Random, profile: str) -> int:
@@ -234,7 +234,13 @@ def generate_sample(
 ) -> tuple[list[tuple[str, str]], list[list[str]]]:
     """Return (posts [(post_id, text)], annotation rows) of a synthetic ReDSM5-style dataset.
     `profile="long"` draws post lengths like real posts (mean ~280 words, a long tail), with
-    the evidence in one or two places of the post."""
+    the evidence in one or two places of the post. `profile="hard"`: the real data's
+    difficulties (sparse evidence, co-occurring and rare criteria, distractors), see
+    `cea.data.sample_hard`."""
+    if profile == "hard":
+        from cea.data.sample_hard import generate_hard
+
+        return generate_hard(n_posts, seed)
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not cryptography
     posts: list[tuple[str, str]] = []
     rows: list[list[str]] = []
