@@ -150,3 +150,46 @@ def test_harmless_and_allowlisted_names_keep_their_rating() -> None:
     assert severity_of("collections.OrderedDict") == "info"
     assert severity_of("torch._utils._rebuild_tensor_v2") == "info"
     assert severity_of("sklearn.linear_model._logistic.LogisticRegression") == "high"
+
+
+# ---- safe output ------------------------------------------------------------------------------
+
+_NASTY = "x\x1b[2J\x1b]0;owned\x07\u202egpj.pkl\r\nok"
+
+
+def test_names_with_escape_characters_are_escaped_for_people_and_exact_for_machines(
+    cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    (folder / _NASTY).write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    shown = "x\\x1b[2J\\x1b]0;owned\\x07\\u202egpj.pkl\\x0d\\x0aok"
+    for args in ((), ("--format", "markdown")):
+        res = cli("audit", "artifacts", str(folder), *args)
+        assert res.exit_code == 1, res.stdout
+        out = res.stdout + res.stderr
+        assert not any(c in out for c in "\x1b\x07\u202e\r"), repr(out)
+        if args:  # (the terminal table may cut the name short)
+            assert shown in out
+    from cea.cli.audit import _text
+
+    assert _text(_NASTY + "[bold]") == shown + "\\[bold]"
+    res = cli("audit", "artifacts", str(folder), "--json")
+    locations = [f["location"] for f in json.loads(res.stdout)["results"][0]["findings"]]
+    assert str(folder / _NASTY) in locations
+    res = cli("audit", "artifacts", str(folder), "--format", "sarif")
+    sarif = json.loads(res.stdout)
+    names = [
+        loc["logicalLocations"][0]["name"]
+        for run in sarif["runs"]
+        for r in run["results"]
+        for loc in r["locations"]
+    ]
+    assert str(folder / _NASTY) in names
+
+
+def test_printable_leaves_plain_text_alone() -> None:
+    from cea.security.findings import printable
+
+    assert printable("a b/c.pkl — é 模型") == "a b/c.pkl — é 模型"
+    assert printable("a\tb\u200bc\U000e0041") == "a\\x09b\\u200bc\\U000e0041"

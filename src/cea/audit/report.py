@@ -8,6 +8,7 @@ from typing import Any
 
 from cea._version import __version__
 from cea.audit.model import AuditReport
+from cea.security.findings import printable
 
 _SARIF_LEVEL = {
     "info": "note",
@@ -87,14 +88,16 @@ def to_sarif(report: AuditReport) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A cell of a Markdown table: control and escape characters shown escaped (a file name
+    cannot rewrite the page or the terminal it is shown in), pipes escaped."""
+    return printable(text).replace("|", "\\|").replace("`", "\\x60")
 
 
 def to_markdown(report: AuditReport) -> str:
     lines = [
         f"# cea audit — {report.status.upper()} (exit {report.exit_code()})",
         "",
-        f"Target `{report.target}`, {report.created}.",
+        f"Target `{_md(report.target)}`, {report.created}.",
         "",
         "| check | status | failing | waived | notes |",
         "|---|---|---|---|---|",

@@ -126,7 +126,7 @@ def audit(
     if show_progress():  # on stderr, whatever the output format
         status = err_console.status("auditing")
         status.start()
-        options["on_file"] = lambda p: status.update(f"running artifacts: {escape(str(p))[-70:]}")
+        options["on_file"] = lambda p: status.update(f"running artifacts: {_text(str(p))[-70:]}")
     try:
         report = api.audit(
             artifact_paths or [root],
@@ -156,8 +156,16 @@ def _read_key(path: Path) -> bytes:
     return read_key(path)
 
 
+def _text(value: str) -> str:
+    """A report string for the terminal: control and escape characters shown escaped (a file
+    name cannot rewrite the table), Rich markup escaped."""
+    from cea.security.findings import printable
+
+    return escape(printable(value))
+
+
 def _print(report: Any) -> None:
-    summary = Table(title=f"cea audit {escape(report.target)}")
+    summary = Table(title=f"cea audit {_text(report.target)}")
     for col in ("check", "status", "failing", "waived", "notes"):
         summary.add_column(col)
     colors = {"passed": "green", "findings": "red", "incomplete": "yellow"}
@@ -169,7 +177,7 @@ def _print(report: Any) -> None:
             f"[{colors[r.status]}]{r.status}[/]",
             str(len(r.failing())),
             str(waived),
-            escape(notes),
+            _text(notes),
         )
     console.print(summary)
     shown = [f for r in report.results for f in r.findings if f.waived_by or f in r.failing()]
@@ -182,9 +190,9 @@ def _print(report: Any) -> None:
                 f.id,
                 f.check,
                 f.severity,
-                escape(f.location),
-                escape(f.message[:160]),
-                escape(f.waived_by or ""),
+                _text(f.location),
+                _text(f.message[:160]),
+                _text(f.waived_by or ""),
             )
         console.print(table)
     console.print(f"result: {report.status} (exit {report.exit_code()})")

@@ -40,3 +40,31 @@ class Finding:
             "waived_by": self.waived_by,
             **({"extra": self.extra} if self.extra else {}),
         }
+
+
+def printable(text: str) -> str:
+    """`text` for a terminal or a Markdown page: every control, format (bidi overrides,
+    zero-width), surrogate, private-use or line/paragraph separator character shown as its
+    escape (`\\x1b`, `\\u202e`), so a file name cannot move the cursor, recolour or rewrite
+    the report. Machine formats (JSON, SARIF) carry the exact text instead."""
+    if text.isprintable():  # (the common case: nothing to do)
+        return text
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if ch == " " or unicodedata.category(ch) not in _UNPRINTABLE:
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x100
+                else f"\\u{code:04x}"
+                if code < 0x10000
+                else f"\\U{code:08x}"
+            )
+    return "".join(out)
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
