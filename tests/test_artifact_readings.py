@@ -193,3 +193,103 @@ def test_printable_leaves_plain_text_alone() -> None:
 
     assert printable("a b/c.pkl — é 模型") == "a b/c.pkl — é 模型"
     assert printable("a\tb\u200bc\U000e0041") == "a\\x09b\\u200bc\\U000e0041"
+
+
+# ---- budgets and linear-time searches ---------------------------------------------------------
+
+
+def _zip_after_signatures(members: int, signatures: int) -> bytes:
+    """`signatures` local-header signatures before a zip of `members` members: none of them is
+    covered by a listed member, so each must be looked at once."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    buf.write(b"PK\x03\x04" * signatures)
+    with zipfile.ZipFile(buf, "a") as zf:
+        for i in range(members):
+            zf.writestr(f"m{i}.txt", b"hello")
+    return buf.getvalue()
+
+
+def test_the_search_for_hidden_zip_entries_is_linear(tmp_path: Path) -> None:
+    """3,000 members × 300,000 signatures: members × signatures was ~10^9 steps (minutes);
+    one pass over each is well under a second of work."""
+    import time
+
+    f = tmp_path / "many.zip"
+    f.write_bytes(_zip_after_signatures(3_000, 300_000))
+    t = time.process_time()
+    res = scan_file(f)
+    assert time.process_time() - t < 10, "the hidden-entry search is not linear"
+    assert not [x for x in res.findings if x.severity in ("high", "critical")], res.findings
+
+
+def test_member_budget_makes_the_scan_incomplete(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cea.security.artifacts as art
+
+    monkeypatch.setattr(art, "MAX_MEMBERS", 50)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "many.zip").write_bytes(_zip_after_signatures(120, 0))
+    res = cli("audit", "artifacts", str(folder), "--json")
+    assert res.exit_code == 7, res.stdout
+    incomplete = json.loads(res.stdout)["results"][0]["incomplete"]
+    assert any(
+        "many.zip" in t and "members budget exhausted" in t and "50 archive members" in t
+        for t in incomplete
+    ), incomplete
+
+
+def test_time_budget_makes_the_scan_incomplete(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cea.security.artifacts as art
+
+    monkeypatch.setattr(art, "FILE_SECONDS", 0.0)
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "a.zip").write_bytes(_zip_after_signatures(5, 0))
+    res = cli("audit", "artifacts", str(folder), "--json")
+    assert res.exit_code == 7, res.stdout
+    incomplete = json.loads(res.stdout)["results"][0]["incomplete"]
+    assert any("a.zip" in t and "time budget exhausted (limit 0 s" in t for t in incomplete)
+
+
+def test_byte_budgets_make_the_scan_incomplete_and_a_bomb_a_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+    import os
+
+    import cea.security.artifacts as art
+
+    monkeypatch.setattr(art, "MAX_EXPANDED", 1 << 16)
+    noise = tmp_path / "noise.bin.gz"  # expands past the budget at a ratio of ~1: not a bomb
+    noise.write_bytes(gzip.compress(os.urandom(1 << 17)))
+    res = scan_file(noise)
+    assert any("bytes budget exhausted" in t for t in res.incomplete), res
+    assert not [x for x in res.findings if x.id == "ARCHIVE-BOMB"]
+    bomb = tmp_path / "zeros.gz"
+    bomb.write_bytes(gzip.compress(b"\0" * (1 << 24)))
+    res = scan_file(bomb)
+    assert any("bytes budget exhausted" in t for t in res.incomplete), res
+    assert [x for x in res.findings if x.id == "ARCHIVE-BOMB"]
+    monkeypatch.setattr(art, "MAX_FILE_BYTES", 100)
+    res = scan_file(noise)
+    assert res.incomplete and "byte budget exhausted" in res.incomplete[0]
+
+
+def test_many_gzip_members_are_read_in_linear_time(tmp_path: Path) -> None:
+    import gzip
+    import time
+
+    member = gzip.compress(b"x" * 10)
+    f = tmp_path / "many.gz"
+    f.write_bytes(member * 50_000)
+    t = time.process_time()
+    res = scan_file(f)
+    assert time.process_time() - t < 10
+    assert not res.incomplete, res

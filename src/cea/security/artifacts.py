@@ -25,6 +25,7 @@ import re
 import stat
 import struct
 import tarfile
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -39,8 +40,13 @@ from cea.security.signed_cache import CACHE_MARKER, verify
 
 MAX_SAFETENSORS_HEADER = 100 * 2**20
 MAX_DEPTH = 6  # archives inside archives
-MAX_MEMBERS = 20_000  # per scanned file, all archive levels together
+# Budgets per scanned file; spending one makes the scan of that file incomplete (exit 7), with
+# the file and the limit named — never a silent pass, never an endless scan.
+FILE_SECONDS = 120.0  # wall time for everything read in one file (all readings, all members)
+MAX_FILE_BYTES = 16 * 2**30  # size of a file that is read at all
+MAX_MEMBERS = 20_000  # per scanned file, all archive levels together (hidden entries too)
 MAX_EXPANDED = 2 * 2**30  # bytes decompressed per scanned file
+BOMB_FINDING_RATIO = 100  # past the byte budget at this expansion ratio: also a bomb finding
 BOMB_RATIO = 1_000  # expansion ratio that is a bomb once past BOMB_MIN bytes
 BOMB_MIN = 64 * 2**20
 _CHUNK = 1 << 16
@@ -431,9 +437,11 @@ def _decompressor(kind: str) -> Any:
 _ZLIB = type(zlib.decompressobj())
 
 
-def inflate(kind: str, data: bytes, budget: int, chunk: int = _CHUNK) -> tuple[bytes, str | None]:
-    """Decompress with a cap. Returns (output, problem): problem is None, "bomb" (more than
-    `budget` bytes), or why the stream broke — the output read before the break is kept,
+def inflate(
+    kind: str, data: bytes | memoryview, budget: int, chunk: int = _CHUNK
+) -> tuple[bytes, str | None]:
+    """Decompress with a cap. Returns (output, problem): problem is None, "bomb after N bytes
+    of input" (more than `budget` bytes of output from N of input), or why the stream broke — the output read before the break is kept,
     because a streaming loader has already handed it to the unpickler by then (a broken
     stream is read again in small pieces to recover as much of that output as possible)."""
     out, problem = _inflate(kind, data, budget, chunk)
@@ -446,10 +454,18 @@ def inflate(kind: str, data: bytes, budget: int, chunk: int = _CHUNK) -> tuple[b
     return out, problem
 
 
-def _inflate(kind: str, data: bytes, budget: int, chunk: int) -> tuple[bytes, str | None]:
+def _inflate(
+    kind: str, data: bytes | memoryview, budget: int, chunk: int
+) -> tuple[bytes, str | None]:
     out = bytearray()
     rest = memoryview(data)
     members = 0
+
+    def bomb(d: Any, pos: int) -> tuple[bytes, str]:
+        # (how much input gave that much output: the ratio that makes it a bomb)
+        used = len(data) - len(rest) + pos - len(getattr(d, "unconsumed_tail", b""))
+        return bytes(out), f"bomb after {max(used, 1)} bytes of input"
+
     while rest:
         d = _decompressor(kind)
         members += 1
@@ -462,30 +478,43 @@ def _inflate(kind: str, data: bytes, budget: int, chunk: int) -> tuple[bytes, st
                 if isinstance(d, _ZLIB):
                     out += d.decompress(piece, room)
                     if d.unconsumed_tail:
-                        return bytes(out), "bomb"
+                        return bomb(d, pos)
                 elif kind == "zip-lzma":  # (no max_length: pieces are small)
                     out += d.decompress(bytes(piece))
                 else:
                     out += d.decompress(bytes(piece), room)
                     if not d.eof and not getattr(d, "needs_input", True):
-                        return bytes(out), "bomb"
+                        return bomb(d, pos)
                 if len(out) > budget:
-                    return bytes(out), "bomb"
+                    return bomb(d, pos)
                 if d.eof:
                     break
         except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
             return bytes(out), f"corrupt stream ({str(exc)[:60]})"
         if not d.eof:
             return bytes(out), "truncated stream"
-        tail = bytes(d.unused_data) + bytes(rest[pos:])
-        if kind == "gzip" and tail[:2] == b"\x1f\x8b":
-            rest = memoryview(tail)  # another gzip member follows
+        if kind not in ("gzip", "bz2", "xz"):
+            break  # (one stream; no copy of what follows it)
+        # what follows this stream, as a view (no copy: a file of many streams stays linear)
+        tail = rest[pos - len(d.unused_data) :]
+        if kind == "gzip" and bytes(tail[:2]) == b"\x1f\x8b":
+            rest = tail  # another gzip member follows
             continue
-        if kind in ("bz2", "xz") and tail[:3] in (b"BZh", b"\xfd7z"):
-            rest = memoryview(tail)
+        if kind in ("bz2", "xz") and bytes(tail[:3]) in (b"BZh", b"\xfd7z"):
+            rest = tail
             continue
         break
     return bytes(out), None
+
+
+def _is_bomb(problem: str | None) -> bool:
+    return bool(problem) and str(problem).startswith("bomb")
+
+
+def _bomb_input(problem: str | None) -> int | None:
+    """The input that expanded past the budget ("bomb after N bytes of input"), if known."""
+    m = re.match(r"bomb after (\d+) bytes", problem or "")
+    return int(m.group(1)) if m else None
 
 
 # ---- the scanner ---------------------------------------------------------------------------
@@ -502,6 +531,49 @@ class _Scanner:
         self.expanded = 0
         self.members = 0
         self.pickled = False
+        self.deadline = time.monotonic() + FILE_SECONDS
+        self.spent: set[str] = set()
+
+    # -- budgets ---------------------------------------------------------------------------
+    def exhausted(self, what: str) -> None:
+        """A budget of this file ran out: what was not read is named, once per budget."""
+        if what in self.spent:
+            return
+        self.spent.add(what)
+        limit = {
+            "time": f"{FILE_SECONDS:g} s per file",
+            "members": f"{MAX_MEMBERS} archive members per file",
+            "bytes": f"{MAX_EXPANDED} bytes expanded per file",
+        }[what]
+        self.incomplete.append(
+            f"{self.top}: {what} budget exhausted (limit {limit}); the rest was not scanned"
+        )
+
+    def out_of_time(self) -> bool:
+        if time.monotonic() > self.deadline:
+            self.exhausted("time")
+            return True
+        return False
+
+    def one_more_member(self) -> bool:
+        """Count a member; False (and incomplete) past the member budget."""
+        self.members += 1
+        if self.members > MAX_MEMBERS:
+            self.exhausted("members")
+            return False
+        return not self.out_of_time()
+
+    def too_big(self, where: str, fmt: str, compressed: int | None, expanded: int) -> None:
+        """A member or stream expands past the byte budget: incomplete, and a bomb finding when
+        it does so from a small input."""
+        self.exhausted("bytes")
+        if compressed is not None and expanded >= BOMB_FINDING_RATIO * max(compressed, 1):
+            self.find(
+                where,
+                fmt,
+                "ARCHIVE-BOMB",
+                f"{compressed} bytes expand past the scanner's limit ({expanded}+ bytes)",
+            )
 
     def find(self, where: str, fmt: str, fid: str, msg: str, sev: str = "high", **kw: Any) -> None:
         self.findings.append(_finding(where, fmt, fid, msg, sev, **kw))
@@ -514,9 +586,15 @@ class _Scanner:
         if depth > MAX_DEPTH:
             self.find(where, "archive", "ARCHIVE-DEPTH", f"nested deeper than {MAX_DEPTH}")
             return "archive"
+        if self.out_of_time():
+            return "unscanned"
         legacy = data.startswith(LEGACY_TORCH_MAGIC)
-        report = analyze_pickle(data, sequence=True, allowed=self.allowed, raw=raw)
+        report = analyze_pickle(
+            data, sequence=True, allowed=self.allowed, raw=raw, deadline=self.deadline
+        )
         self.incomplete += [f"{where}: {text}" for text in report.incomplete]
+        if report.timed_out:
+            self.out_of_time()
         fmt = ""
         if report.is_pickle:
             self.pickled = True
@@ -637,10 +715,13 @@ class _Scanner:
         payload = data[18:] if kind == "joblib-zfile" else data
         out, problem = inflate(kind, payload, self.budget())
         weak = kind in ("zlib", "lzma", "joblib-zfile")
-        if problem and problem != "bomb" and not out and weak:
+        if problem and not _is_bomb(problem) and not out and weak:
             return ""  # only looked like one: not compressed after all
         self.expanded += len(out)
-        if problem == "bomb" or (len(out) > BOMB_MIN and len(out) > BOMB_RATIO * len(data)):
+        if _is_bomb(problem):
+            self.too_big(where, kind, _bomb_input(problem), len(out))
+            return kind
+        if len(out) > BOMB_MIN and len(out) > BOMB_RATIO * len(data):
             self.find(where, kind, "ARCHIVE-BOMB", "expands past the scanner's limits")
             return kind
         if problem:
@@ -692,9 +773,7 @@ class _Scanner:
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
                 for member in tf:
-                    self.members += 1
-                    if self.members > MAX_MEMBERS:
-                        self.find(where, "tar", "ARCHIVE-BOMB", f"more than {MAX_MEMBERS} members")
+                    if not self.one_more_member():
                         break
                     mwhere = f"{where}!{member.name}"
                     parts = Path(member.name).parts
@@ -714,9 +793,7 @@ class _Scanner:
                     if not member.isfile():
                         continue
                     if member.size > self.budget():
-                        self.find(
-                            mwhere, "tar", "ARCHIVE-BOMB", "expands past the scanner's limits"
-                        )
+                        self.too_big(mwhere, "tar", None, member.size)
                         break
                     fh = tf.extractfile(member)
                     content = fh.read() if fh is not None else b""
@@ -760,9 +837,7 @@ class _Scanner:
         for info in infos:
             if info.is_dir():
                 continue
-            self.members += 1
-            if self.members > MAX_MEMBERS:
-                self.find(where, fmt, "ARCHIVE-BOMB", f"more than {MAX_MEMBERS} members")
+            if not self.one_more_member():
                 break
             mwhere = f"{where}!{info.filename}"
             covered.append(_member_span(data, info))
@@ -774,6 +849,7 @@ class _Scanner:
                 info.compress_size, 1
             ):
                 self.find(mwhere, fmt, "ARCHIVE-BOMB", "expands past the scanner's limits")
+                self.incomplete.append(f"{mwhere}: a bomb, not expanded (not scanned)")
                 continue
             content = self._zip_member(data, zf, info, mwhere, fmt)
             if content is None:
@@ -798,7 +874,7 @@ class _Scanner:
                 self.expanded += len(content)
                 return content
             except OverflowError:
-                self.find(where, fmt, "ARCHIVE-BOMB", "expands past the scanner's limits")
+                self.too_big(where, fmt, info.compress_size, max(info.file_size, self.budget()))
                 return None
             except zipfile.BadZipFile as exc:
                 msg = str(exc)
@@ -837,8 +913,8 @@ class _Scanner:
             if raw is None or info.compress_type != zipfile.ZIP_STORED:
                 return None
             return raw  # stored with the flag set: the bytes may well be a plain pickle
-        if problem == "bomb":
-            self.find(where, fmt, "ARCHIVE-BOMB", "expands past the scanner's limits")
+        if _is_bomb(problem):
+            self.too_big(where, fmt, _bomb_input(problem), self.budget())
             return None
         if raw is None:
             self.incomplete.append(f"{where}: {problem}")
@@ -858,34 +934,68 @@ class _Scanner:
         depth: int,
         broken: bool,
     ) -> None:
-        """Local entries the central directory does not list: relaxed readers still find them."""
+        """Local entries the central directory does not list: relaxed readers still find them.
+
+        Linear in the file: one pass finds every local-header signature, and one walk over the
+        signatures and the sorted spans of the listed members sets each aside or reads it (an
+        entry whose size is in a data descriptor ends at the next signature)."""
+        signatures = []
         pos = data.find(b"PK\x03\x04")
-        seen = 0
-        while pos != -1 and seen < MAX_MEMBERS:
-            if not any(a <= pos < b for a, b in covered):
-                header = _local_header(data, pos)
-                if header is not None:
-                    name, method, csize, start = header
-                    seen += 1
-                    mwhere = f"{where}!{name or '?'}@{pos}"
-                    if not broken:
-                        self.find(
-                            mwhere,
-                            fmt,
-                            "ZIP-HIDDEN-MEMBER",
-                            "a local entry the central directory does not list",
-                            "medium",
-                        )
-                    content, problem = _raw_member(data, pos, csize, method, self.budget())
-                    if problem == "bomb":
-                        self.find(mwhere, fmt, "ARCHIVE-BOMB", "expands past the scanner's limits")
-                    elif content is None:
-                        self.incomplete.append(f"{mwhere}: {problem}")
-                    else:
-                        self.expanded += len(content)
-                        self.blob(content, mwhere, name, depth + 1)
-                        covered.append((pos, start + max(csize, 0)))
+        while pos != -1:
+            signatures.append(pos)
             pos = data.find(b"PK\x03\x04", pos + 4)
+        spans = sorted(covered)
+        i = 0
+        skip_until = -1
+        shown = 0
+        for n, pos in enumerate(signatures):
+            if pos < skip_until:
+                continue
+            while i < len(spans) and spans[i][1] <= pos:
+                i += 1
+            if i < len(spans) and spans[i][0] <= pos:
+                skip_until = spans[i][1]  # inside a listed member (and the spans it overlaps)
+                continue
+            header = _local_header(data, pos)
+            if header is None:
+                continue
+            name, method, csize, start = header
+            if not self.one_more_member():
+                return
+            if csize < 0 and method == zipfile.ZIP_STORED:
+                # (sizes in a data descriptor: stored bytes end at the next signature; a
+                # compressed stream ends by itself)
+                nxt = signatures[n + 1] if n + 1 < len(signatures) else len(data)
+                csize = max(nxt - start, 0)
+            mwhere = f"{where}!{name or '?'}@{pos}"
+            if not broken:
+                shown += 1
+                if shown <= 20:
+                    self.find(
+                        mwhere,
+                        fmt,
+                        "ZIP-HIDDEN-MEMBER",
+                        "a local entry the central directory does not list",
+                        "medium",
+                    )
+            content, problem = _raw_member(data, pos, csize, method, self.budget())
+            if _is_bomb(problem):
+                self.too_big(mwhere, fmt, _bomb_input(problem), self.budget())
+            elif content is None:
+                self.incomplete.append(f"{mwhere}: {problem}")
+            else:
+                self.expanded += len(content)
+                self.blob(content, mwhere, name, depth + 1)
+                skip_until = start + max(csize, 0)
+        if shown > 20:
+            self.find(
+                where,
+                fmt,
+                "ZIP-HIDDEN-MEMBER",
+                f"{shown} local entries the central directory does not list ({shown - 20} "
+                "not shown one by one)",
+                "medium",
+            )
 
 
 _KERAS_LAMBDA = re.compile(rb'\\?"class_name\\?"\s*:\s*\\?"Lambda\\?"')
@@ -932,9 +1042,12 @@ def _raw_member(
         return None, "no readable local header"
     _name, _method, local_size, start = header
     size = csize if csize >= 0 else local_size
-    raw = data[start:] if size < 0 else data[start : start + size]
+    view = memoryview(data)
+    raw = view[start:] if size < 0 else view[start : start + size]
     if method == zipfile.ZIP_STORED:
-        return (raw if len(raw) <= budget else None), ("bomb" if len(raw) > budget else None)
+        if len(raw) > budget:
+            return None, "bomb (stored)"
+        return bytes(raw), None
     kinds = {
         zipfile.ZIP_DEFLATED: "deflate",
         zipfile.ZIP_BZIP2: "bz2",
@@ -964,6 +1077,14 @@ def scan_file(path: Path, *, allowed: frozenset[str] = SAFE_GLOBALS) -> ScanResu
                 s._zip(path.read_bytes(), f"{path}!zip", 1)
             return ScanResult(
                 path, "safetensors", tuple(s.findings), tuple(s.incomplete), s.pickled
+            )
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return ScanResult(
+                path,
+                fmt,
+                (),
+                (f"{path}: byte budget exhausted (limit {MAX_FILE_BYTES} bytes per file read)",),
             )
         data = path.read_bytes()
     except OSError as exc:

@@ -611,15 +611,17 @@ SCAN_SECONDS = 120.0  # per reading; past it the stream is reported, not waited 
 class _Budget(io.BytesIO):
     """The bytes, with a time budget checked on every read the unpickler makes."""
 
-    def __init__(self, data: bytes | memoryview, start: int) -> None:
+    def __init__(self, data: bytes | memoryview, start: int, deadline: float | None) -> None:
         super().__init__(data)
         self.seek(start)
         self.deadline = time.monotonic() + SCAN_SECONDS
+        if deadline is not None:  # (the whole file's budget, when it ends sooner)
+            self.deadline = min(self.deadline, deadline)
         self.calls = 0
 
     def _tick(self) -> None:
         self.calls += 1
-        if self.calls % 4096 == 0 and time.monotonic() > self.deadline:
+        if self.calls % 4096 == 1 and time.monotonic() > self.deadline:
             raise TimeoutError("the stream takes too long to read")
 
     def read(self, size: int | None = -1, /) -> bytes:
@@ -687,11 +689,11 @@ def _importable(dotted: str) -> bool:
         return False
 
 
-def _c_reading(data: bytes | memoryview, start: int) -> Reading:
+def _c_reading(data: bytes | memoryview, start: int, deadline: float | None = None) -> Reading:
     """The C unpickler's reading (pickle.load, torch.load, pandas.read_pickle)."""
     reading = Reading("pickle.load")
     rec = _Recorder(reading)
-    buf = _Budget(data, start)
+    buf = _Budget(data, start, deadline)
 
     class _C(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
@@ -750,12 +752,14 @@ def _array_bytes(state: Any) -> tuple[int, bool, bool]:
     return count * itemsize, False, state.get("numpy_array_alignment_bytes") is not None
 
 
-def _joblib_reading(data: bytes | memoryview, start: int, depth: int = 0) -> Reading:
+def _joblib_reading(
+    data: bytes | memoryview, start: int, depth: int = 0, deadline: float | None = None
+) -> Reading:
     """joblib.load's reading: pure-Python unpickler, raw array bytes skipped, object arrays a
     nested stream read with the same restrictions."""
     reading = Reading("joblib.load")
     rec = _Recorder(reading)
-    buf = _Budget(data, start)
+    buf = _Budget(data, start, deadline)
 
     base: Any = pickle._Unpickler  # the pure-Python unpickler, as joblib uses it
 
@@ -777,11 +781,13 @@ def _joblib_reading(data: bytes | memoryview, start: int, depth: int = 0) -> Rea
                 if objects:
                     if depth >= ALLOWED_PICKLE_DEPTH:
                         raise pickle.UnpicklingError("object arrays nested too deep")
-                    inner = _joblib_reading(data, buf.tell(), depth + 1)
-                    plain = _c_reading(data, buf.tell())  # (older joblib: pickle.load)
+                    inner = _joblib_reading(data, buf.tell(), depth + 1, deadline)
+                    plain = _c_reading(data, buf.tell(), deadline)  # (older joblib: pickle.load)
                     for g in [*inner.imports, *plain.imports]:
                         if g not in reading.imports:
                             reading.imports.append(g)
+                    if inner.timed_out or plain.timed_out:
+                        raise TimeoutError("the stream takes too long to read")
                     if not inner.complete:
                         raise pickle.UnpicklingError(f"object array: {inner.error}")
                     buf.seek(inner.end)
@@ -814,13 +820,20 @@ class PickleReport:
     is_pickle: bool = False
     complete: bool = False
     incomplete: list[str] = field(default_factory=list)  # what could not be read to the end
+    timed_out: bool = False
 
     def problem(self, kind: str, message: str, severity: str = "high") -> None:
         if all((k, m) != (kind, message) for k, m, _ in self.problems):
             self.problems.append((kind, message, severity))
 
 
-def _structure(data: bytes | memoryview, start: int, report: PickleReport, depth: int) -> None:
+def _structure(
+    data: bytes | memoryview,
+    start: int,
+    report: PickleReport,
+    depth: int,
+    deadline: float | None = None,
+) -> None:
     """Opcode pass: FRAME consistency, bytes constants that hold pickles, uncheckable opcodes."""
     f = io.BytesIO(data)
     f.seek(start)
@@ -855,7 +868,7 @@ def _structure(data: bytes | memoryview, start: int, report: PickleReport, depth
                     if depth >= ALLOWED_PICKLE_DEPTH:
                         report.problem("nested", "pickles nested in bytes too deeply")
                         continue
-                    inner = analyze_pickle(blob, depth=depth + 1)
+                    inner = analyze_pickle(blob, depth=depth + 1, deadline=deadline)
                     for kind, message, sev in inner.problems:
                         if kind == "global":
                             report.problem(
@@ -877,6 +890,7 @@ def analyze_pickle(
     sequence: bool = False,
     depth: int = 0,
     raw: bool = False,
+    deadline: float | None = None,
 ) -> PickleReport:
     """Read the stream at `start` as the C unpickler and as joblib would; with `sequence`, go on
     with the streams that follow (legacy torch files, pickles written one after another).
@@ -887,10 +901,17 @@ def analyze_pickle(
     report = PickleReport()
     pos = start
     while pos < len(data):
-        c = _c_reading(data, pos)
-        j = _joblib_reading(data, pos)
+        if deadline is not None and time.monotonic() > deadline:
+            report.incomplete.append(
+                f"the time budget ran out at byte {pos} (the streams after it are not read)"
+            )
+            report.timed_out = True
+            break
+        c = _c_reading(data, pos, deadline)
+        j = _joblib_reading(data, pos, deadline=deadline)
         if c.timed_out or j.timed_out:
             report.incomplete.append(f"a pickle stream at byte {pos} takes too long to read")
+            report.timed_out = True
         reached = [*c.imports, *(g for g in j.imports if g not in c.imports)]
         if not (c.complete or j.complete or reached):
             if (
@@ -900,7 +921,7 @@ def analyze_pickle(
                 and (data[pos + 1 : pos + 2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
             ):
                 report.is_pickle = True
-                _structure(data, pos, report, depth)
+                _structure(data, pos, report, depth, deadline)
                 report.problem(
                     "unparsable",
                     f"truncated or unparsable pickle stream ({c.error}); it imports nothing "
@@ -911,7 +932,7 @@ def analyze_pickle(
         report.is_pickle = True
         report.streams += 1
         if report.streams == 1 or c.complete or j.complete:
-            _structure(data, pos, report, depth)
+            _structure(data, pos, report, depth, deadline)
         for g in reached:
             sev = severity_of(g, allowed)
             if sev == "info":
@@ -929,11 +950,12 @@ def analyze_pickle(
         for gadget in {*c.gadgets, *j.gadgets}:
             report.problem("gadget", gadget)
         if not (c.complete or j.complete):
-            report.problem(
-                "unparsable",
-                f"truncated or unparsable pickle stream ({c.error or j.error})",
-                "high",
-            )
+            if not report.timed_out:  # (out of time: incomplete, said above)
+                report.problem(
+                    "unparsable",
+                    f"truncated or unparsable pickle stream ({c.error or j.error})",
+                    "high",
+                )
             report.end = max(c.end, j.end)
             break
         report.complete = True
@@ -948,8 +970,15 @@ def analyze_pickle(
             # the C reading stopped inside what joblib reads as array data: a victim calling
             # pickle.load again starts there — read that continuation too
             inner = analyze_pickle(
-                data, c.end, allowed=allowed, sequence=True, depth=depth + 1, raw=True
+                data,
+                c.end,
+                allowed=allowed,
+                sequence=True,
+                depth=depth + 1,
+                raw=True,
+                deadline=deadline,
             )
+            report.incomplete += inner.incomplete
             for kind, message, sev in inner.problems:
                 if kind == "global":
                     report.problem(kind, f"{message} (a stream after the first STOP)", sev)
