@@ -293,3 +293,70 @@ def test_many_gzip_members_are_read_in_linear_time(tmp_path: Path) -> None:
     res = scan_file(f)
     assert time.process_time() - t < 10
     assert not res.incomplete, res
+
+
+# ---- identified by the loaders' own code ------------------------------------------------------
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_keras_lambda_hidden_by_json_escapes_is_found(tmp_path: Path) -> None:
+    escaped = b'{"class_name": "Functional", "config": {"layers": [{"cl\\u0061ss_name": "L\\u0061mbda"}]}}'
+    assert json.loads(escaped)["config"]["layers"][0]["class_name"] == "Lambda"
+    keras = tmp_path / "model.keras"
+    keras.write_bytes(_zip_bytes({"config.json": escaped, "metadata.json": b"{}"}))
+    assert any(f.id == "KERAS-LAMBDA" for f in scan_file(keras).findings)
+    h5 = tmp_path / "model.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64 + escaped + b"\0" * 8)
+    assert any(f.id == "KERAS-LAMBDA" for f in scan_file(h5).findings)
+    plain = tmp_path / "config.json"
+    plain.write_bytes(b'{"class_name": "D\\u0065nse", "note": "Lambda"}')
+    assert scan_file(plain).findings == ()
+
+
+def test_auto_map_naming_code_is_a_finding(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "model_type": "custom",
+                "auto_map": {
+                    "AutoConfig": "configuration_x.XConfig",
+                    "AutoModel": "someone/repo--modeling_x.XModel",
+                },
+            }
+        )
+    )
+    (tmp_path / "modeling_x.py").write_text("import os\n")
+    found = [f for f in scan_file(cfg).findings if f.id == "HF-REMOTE-CODE"]
+    assert found and "modeling_x.py" in found[0].message and found[0].severity == "high"
+    tok = tmp_path / "tokenizer_config.json"
+    tok.write_text(json.dumps({"auto_map": {"AutoTokenizer": ["tokenization_x.T", None]}}))
+    assert any(f.id == "HF-REMOTE-CODE" for f in scan_file(tok).findings)
+    ok = tmp_path / "ok" / "config.json"
+    ok.parent.mkdir()
+    ok.write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    assert scan_file(ok).findings == ()
+
+
+def test_torchscript_is_recognised_by_torch_dispatch_not_a_class_name(tmp_path: Path) -> None:
+    """constants.pkl in the records: torch.load dispatches to torch.jit.load, whatever the
+    classes in data.pkl are called."""
+    benign = pickle.dumps({"w": 1}, protocol=2)
+    for members in (
+        {"m/data.pkl": benign, "m/constants.pkl": pickle.dumps((), protocol=2)},
+        {"m/data.pkl": benign, "m/code/__torch__.py": b"def forward(self): ...\n"},
+    ):
+        f = tmp_path / "model.pt"
+        f.write_bytes(_zip_bytes(members))
+        res = scan_file(f)
+        assert any(x.id == "TORCHSCRIPT" and x.severity == "high" for x in res.findings), res
