@@ -25,6 +25,39 @@ from cea.errors import ConfigError, MissingResourceError
 from cea.security.io import canonical_json, sha256_bytes
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            dup = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: the base constructor says so
+            dup = False
+        if dup:
+            raise ConfigError(
+                f"duplicate key {key!r} (line {key_node.start_mark.line + 1})",
+                hint="give each key once; YAML would silently keep only the last one",
+            )
+    return dict(loader.construct_mapping(node, deep=True))
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _unique_mapping,
+)
+
+
+def safe_load_yaml(text: str) -> Any:
+    """`yaml.safe_load` that refuses duplicate keys (`ConfigError` naming the key and line)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -217,6 +250,9 @@ class ParamSpec(_Strict):
     log: bool = False
     step: float | None = None
     choices: list[Any] | None = None
+    # searched only when these config keys have these values (in the trial, else the base
+    # config); `augment.*` keys default to {augment.enabled: true}
+    when: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> ParamSpec:
@@ -270,8 +306,11 @@ class RegistryConfig(_Strict):
     gate_on: Literal["point", "lower"] = "point"
 
 
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
+
+
 class CeaConfig(_Strict):
-    seed: int = 13
+    seed: int = Field(13, ge=0, le=SEED_MAX)
     data: DataConfig = DataConfig()
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
@@ -335,10 +374,10 @@ def apply_override(tree: dict[str, Any], parts: list[str], value: Any) -> None:
 
 def _read_yaml(source: str | Path | None) -> tuple[dict[str, Any], str]:
     if source is None:
-        return yaml.safe_load(packaged_config_text("default")) or {}, "packaged:default"
+        return safe_load_yaml(packaged_config_text("default")) or {}, "packaged:default"
     path = Path(source)
     if not path.exists() and str(source) in PACKAGED_CONFIGS:
-        return yaml.safe_load(packaged_config_text(str(source))) or {}, f"packaged:{source}"
+        return safe_load_yaml(packaged_config_text(str(source))) or {}, f"packaged:{source}"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -349,7 +388,11 @@ def _read_yaml(source: str | Path | None) -> tuple[dict[str, Any], str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is unreadable ({exc.__class__.__name__})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = safe_load_yaml(text)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc.message}", hint=exc.hint) from exc
+    except RecursionError as exc:
+        raise ConfigError(f"config file {path} is nested too deeply") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

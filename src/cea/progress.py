@@ -61,33 +61,74 @@ class FanOut:
             s.finish(task)
 
 
+class StopFlag:
+    """What `graceful_stop` yields: calling it returns the name of the signal that asked the
+    work to stop (None until one came). With `immediate=True` a signal outside `safe_points()`
+    stops the work at once (KeyboardInterrupt); inside, it asks for a stop at the next safe
+    point."""
+
+    def __init__(self, immediate: bool) -> None:
+        self.reason: list[str] = []
+        self.immediate = immediate
+        self.depth = 0
+
+    def __call__(self) -> str | None:
+        return self.reason[0] if self.reason else None
+
+    @contextmanager
+    def safe_points(self) -> Iterator[None]:
+        """The work inside checks this flag at its safe points (a training loop's steps)."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+
+@contextmanager
+def safe_points(should_stop: Any) -> Iterator[None]:
+    """`should_stop.safe_points()` when it has them (a `StopFlag`), else nothing."""
+    enter = getattr(should_stop, "safe_points", None)
+    if enter is None:
+        yield
+        return
+    with enter():
+        yield
+
+
 @contextmanager
 def graceful_stop(
     on_signal: Callable[[str], None] | None = None,
-) -> Iterator[Callable[[], str | None]]:
+    *,
+    immediate: bool = False,
+) -> Iterator[StopFlag]:
     """SIGINT / SIGTERM ask the work to stop at its next safe point (the callable yielded
     returns the signal's name once one came; `on_signal` hears it); a second signal stops at
-    once. Outside the main thread (no signal handlers there) it never asks."""
+    once. `immediate`: outside the flag's `safe_points()` the first signal already stops at
+    once (setup that checks no flag). Outside the main thread (no signal handlers there) it
+    never asks."""
     import signal
     import threading
 
-    reason: list[str] = []
+    flag = StopFlag(immediate)
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
+        yield flag
         return
 
     def handler(signum: int, frame: object) -> None:
-        if reason:
-            raise KeyboardInterrupt
-        reason.append(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if flag.reason or (flag.immediate and flag.depth == 0):
+            flag.reason.append(name)
+            raise KeyboardInterrupt(name)
+        flag.reason.append(name)
         if on_signal is not None:
-            on_signal(reason[0])
+            on_signal(name)
 
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for s in old:
         signal.signal(s, handler)
     try:
-        yield lambda: reason[0] if reason else None
+        yield flag
     finally:
         for s, h in old.items():
             signal.signal(s, h)

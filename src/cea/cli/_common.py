@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -76,12 +77,33 @@ def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
-def graceful_stop() -> Any:
-    """`cea.progress.graceful_stop`, saying on stderr that a signal came."""
+def graceful_stop(*, immediate: bool = False) -> Any:
+    """`cea.progress.graceful_stop`, saying on stderr that a signal came. `immediate`: a
+    signal outside the work's safe points (setup) stops at once."""
     from cea.progress import graceful_stop as stop
 
     return stop(
         lambda name: err_console.print(
             f"{name}: stopping after the current step (send it again to stop now)"
-        )
+        ),
+        immediate=immediate,
     )
+
+
+def check_out(path: Path, *, force: bool, kind: str) -> None:
+    """Refuse (exit 2) an output `path` that would replace something, unless `force`:
+    `kind` "file" (a folder there is always refused) or "folder" (one that holds anything)."""
+    from cea.errors import UsageError
+
+    if kind == "file":
+        if path.is_dir():
+            raise UsageError(f"--out {path} is a folder", hint="give the path of a file")
+        if path.exists() and not force:
+            raise UsageError(f"--out {path} exists", hint="give --force to replace it")
+    else:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {path} is a file", hint="give the path of a folder")
+        if path.is_dir() and any(path.iterdir()) and not force:
+            raise UsageError(
+                f"--out {path} is not empty", hint="give --force to write into it anyway"
+            )

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cea.cli._common import JsonOpt, QuietOpt, console, emit_json, info, set_mode
+from cea.cli._common import JsonOpt, QuietOpt, check_out, console, emit_json, info, set_mode
 
 app = typer.Typer(
     help="Validate, describe and split datasets; write the synthetic sample.", no_args_is_help=True
@@ -26,7 +26,8 @@ CriteriaOpt = Annotated[
     Path | None, typer.Option("--criteria", help="YAML file id -> description (default: DSM-5).")
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as errors (exit 5).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Split seed.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Split seed.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace what --out names.")]
 
 
 def _format_for(path: str, fmt: str | None) -> str:
@@ -223,10 +224,12 @@ def split(
     validation: Annotated[float, typer.Option(help="Validation fraction.")] = 0.15,
     test: Annotated[float, typer.Option(help="Test fraction.")] = 0.15,
     strict: StrictOpt = False,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Grouped, stratified, seeded split saved with its hashes."""
+    """Grouped, stratified, seeded split saved with its hashes (an existing --out file only
+    with --force)."""
     from pydantic import ValidationError
 
     from cea.config import SplitConfig
@@ -235,6 +238,7 @@ def split(
     from cea.errors import UsageError
 
     mode = set_mode(json_out, quiet)
+    check_out(out, force=force, kind="file")
     try:
         fractions = SplitConfig(train=train, validation=validation, test=test)
     except ValidationError as exc:
@@ -272,10 +276,12 @@ def sample(
             "(ReDSM5's difficulties: sparse evidence, rare criteria, distractors).",
         ),
     ] = "short",
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write a synthetic dataset in the ReDSM5 layout (our own words, all ten labels)."""
+    """Write a synthetic dataset in the ReDSM5 layout (our own words, all ten labels); a
+    folder that already holds files only with --force."""
     from cea.data.sample import PROFILES, write_sample
     from cea.errors import UsageError
 
@@ -286,6 +292,7 @@ def sample(
         from cea.data.sample_hard import HARD_POSTS
 
         posts = HARD_POSTS if profile == "hard" else 200
+    check_out(out, force=force, kind="folder")
     stats = write_sample(out, posts, seed, profile)
     if mode.json:
         emit_json({"out": str(out), **stats.__dict__})

@@ -38,9 +38,13 @@ def load_criteria(path: str | Path | None = None) -> dict[str, str]:
                 f"criteria file {path} is unreadable ({exc.__class__.__name__})"
             ) from exc
         origin = str(path)
+    from cea.config import safe_load_yaml
+
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        data = safe_load_yaml(text)
+    except ConfigError as exc:
+        raise ConfigError(f"criteria file {origin}: {exc.message}", hint=exc.hint) from exc
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ConfigError(f"criteria file {origin} is not valid YAML") from exc
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"criteria file {origin} must map criterion ids to descriptions")

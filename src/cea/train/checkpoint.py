@@ -99,6 +99,28 @@ def _swap_in(tmp: Path, folder: Path) -> None:
         shutil.rmtree(old)
 
 
+def _torch_save(obj: Any, path: Path) -> None:
+    """`torch.save`, whose writer reports a full disk as a RuntimeError with no errno
+    ("file write failed"): that becomes the OSError it is, with the path."""
+    import errno
+
+    try:
+        torch.save(obj, path)
+    except RuntimeError as exc:
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            free = 0
+        if free < (1 << 20) or "write failed" in str(exc):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        from cea.errors import RuntimeFailure
+
+        raise RuntimeFailure(
+            f"{path}: could not be written ({str(exc).splitlines()[0][:160]})",
+            hint="check the disk holding the run folder; nothing half-written was kept",
+        ) from exc
+
+
 def save_checkpoint(
     folder: Path,
     model: torch.nn.Module,
@@ -120,7 +142,7 @@ def save_checkpoint(
             "trainer": trainer,
             "weights_sha256": weights_sha,
         }
-        torch.save(state, tmp / STATE_FILE)
+        _torch_save(state, tmp / STATE_FILE)
         (tmp / HASH_FILE).write_text(
             json.dumps(
                 {
@@ -162,6 +184,40 @@ def load_weights(folder: Path, model: torch.nn.Module) -> None:
     if set(missing) - tied or unexpected:
         raise IntegrityError(
             f"{folder / WEIGHTS_FILE}: weights do not match the model ({len(missing)} missing, {len(unexpected)} unexpected)"
+        )
+
+
+def check_fits(folder: Path, model: torch.nn.Module, config_file: Path) -> None:
+    """Before resuming: the checkpoint's tensors must have the names and shapes of the model
+    the run's saved config builds (else the config was edited after the run started)."""
+    from safetensors import safe_open
+
+    from cea.errors import ConfigError
+
+    try:
+        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as fh:
+            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
+    except FileNotFoundError as exc:
+        raise IntegrityError(f"{folder / WEIGHTS_FILE}: missing") from exc
+    except Exception as exc:  # safetensors' own errors on a malformed header
+        raise IntegrityError(
+            f"{folder / WEIGHTS_FILE}: not a valid safetensors file ({exc.__class__.__name__})"
+        ) from exc
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    wrong = sorted(k for k, shape in shapes.items() if k in own and own[k] != shape)
+    unknown = sorted(k for k in shapes if k not in own)
+    if wrong or unknown:
+        first = wrong[0] if wrong else unknown[0]
+        detail = (
+            f"{first} is {list(shapes[first])} there, {list(own[first])} here"
+            if wrong
+            else f"{first} is not in the model"
+        )
+        raise ConfigError(
+            f"{config_file} no longer fits the checkpoint {folder} ({detail}; "
+            f"{len(wrong) + len(unknown)} tensor(s) differ)",
+            hint="the saved config was edited after the run started (labels, backbone, "
+            "task); restore it, or start a new run",
         )
 
 

@@ -26,13 +26,20 @@ from cea.config import CeaConfig
 from cea.data.examples import Example
 from cea.data.prepare import PreparedData, prepare_data
 from cea.data.splits import save_split
-from cea.progress import FanOut, NullProgress, ProgressSink
+from cea.errors import Interrupted, UsageError
+from cea.progress import FanOut, NullProgress, ProgressSink, safe_points
 from cea.run_folder import (
+    CHECKPOINTS_DIR,
     CONFIG_FILE,
+    LOCK_FILE,
     META_FILE,
     SPLIT_FILE,
     TRACKING_FILE,
     WEIGHTS_FILE,
+    is_finished,
+    lock_run_folder,
+    resolve_checkpoint,
+    run_dir_contents,
     save_final_model,
 )
 from cea.security.io import atomic_write_json, atomic_write_text
@@ -217,29 +224,37 @@ def load_inputs(
     with _timed(times, "tokenizer_s"):
         # "tiny" is built in a temporary folder (deterministic per seed), removed by release()
         backbone = resolve_backbone(config.model.backbone, seed=config.seed)
-        tokenizer = load_tokenizer(backbone)
-    kwargs = featurize_kwargs(config, data)
-    with _timed(times, "tokenize_chunk_s"):
-        feats = {name: featurize(exs, tokenizer, **kwargs) for name, exs in data.examples.items()}
-    train_dataset = None
-    if config.augment.enabled:  # the training split only; validation and test stay as they are
-        with _timed(times, "augment_setup_s"):
-            train_dataset = _augmented_dataset(config, data, tokenizer, feats["train"], kwargs)
+    try:
+        with _timed(times, "tokenizer_s"):
+            tokenizer = load_tokenizer(backbone)
+        kwargs = featurize_kwargs(config, data)
+        with _timed(times, "tokenize_chunk_s"):
+            feats = {n: featurize(exs, tokenizer, **kwargs) for n, exs in data.examples.items()}
+        train_dataset = None
+        if config.augment.enabled:  # the training split only; validation and test as they are
+            with _timed(times, "augment_setup_s"):
+                train_dataset = _augmented_dataset(config, data, tokenizer, feats["train"], kwargs)
+    except BaseException:
+        if backbone.kind == "tiny":  # built for this run in a temporary folder
+            shutil.rmtree(backbone.path, ignore_errors=True)
+        raise
     return RunInputs(data, backbone, tokenizer, kwargs, feats, train_dataset)
 
 
 def build_run_model(config: CeaConfig, inputs: RunInputs) -> Any:
     """The classifier over the backbone, seeded (a head per label, or one for pairs)."""
-    from cea.model.build import build_model
+    from cea.model.build import build_model, check_vocabulary
     from cea.train.loop import seed_everything
 
     seed_everything(config.seed)
-    return build_model(
+    model = build_model(
         inputs.backbone,
         labels=inputs.data.labels,
         pair=config.task.pair,
         dropout=config.model.dropout,
     )
+    check_vocabulary(inputs.tokenizer, model, inputs.backbone.path)
+    return model
 
 
 def start_run_folder(config: CeaConfig, run_dir: Path, inputs: RunInputs, tracker: Tracker) -> None:
@@ -458,36 +473,141 @@ def run_training(
     """Train, evaluate, write the run folder. `tracker` receives params, step/epoch/final
     metrics, system metrics, tags and artifacts (only ever redacted values). `should_stop()`
     returning a reason (a signal's name) stops training at the next step boundary with
-    `Interrupted`; the last finished epoch's checkpoint stays the resume point."""
+    `Interrupted`; the last finished epoch's checkpoint stays the resume point.
+
+    The main process holds the folder's lock (`cea.run_folder.lock_run_folder`) throughout: a
+    second writer is refused (exit 2). A new run that fails before its first checkpoint
+    leaves no half-made folder behind; `resume` of a folder without a checkpoint starts it
+    again from its saved config and split."""
     from cea.train.loop import DistContext
 
+    dist = dist or DistContext()
+    if not dist.is_main:
+        return _run_training(config, run_dir, resume, progress, dist, tracker, should_stop)
+    existed = run_dir.exists()
+    with lock_run_folder(run_dir):
+        if is_finished(run_dir):
+            raise UsageError(f"run {run_dir} is already complete; training outputs are immutable")
+        if not resume and run_dir_contents(run_dir):
+            raise UsageError(
+                f"run folder {run_dir} already exists",
+                hint="choose another output.run_name, or continue it with "
+                "`cea train --resume RUN_DIR`",
+            )
+        try:
+            return _run_training(config, run_dir, resume, progress, dist, tracker, should_stop)
+        except KeyboardInterrupt as exc:  # a signal outside the loop's safe points
+            reason = str(exc) or "interrupted"
+            if _has_checkpoint(run_dir):
+                raise Interrupted(
+                    f"{reason}: training stopped; kept {run_dir / CHECKPOINTS_DIR / 'last'}",
+                    hint=f"resume with `cea train --resume {run_dir}`",
+                ) from None
+            if resume:
+                raise Interrupted(
+                    f"{reason}: training stopped before its first checkpoint; {run_dir} "
+                    "is as it was",
+                    hint=f"start it again with `cea train --resume {run_dir}`",
+                ) from None
+            _discard(run_dir, existed)
+            raise Interrupted(
+                f"{reason}: training stopped before its first checkpoint; the half-made run "
+                f"folder {run_dir} was removed",
+                hint="start the run again",
+            ) from None
+        except BaseException as exc:
+            if resume or _has_checkpoint(run_dir):
+                raise
+            _discard(run_dir, existed)  # no epoch finished: nothing in it is worth keeping
+            if isinstance(exc, Interrupted):
+                reason = str(exc).split(":", 1)[0]
+                raise Interrupted(
+                    f"{reason}: training stopped before its first checkpoint; the half-made "
+                    f"run folder {run_dir} was removed",
+                    hint="start the run again",
+                ) from None
+            raise
+
+
+def _discard(run_dir: Path, existed: bool) -> None:
+    if existed:
+        _empty(run_dir)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return resolve_checkpoint(run_dir / CHECKPOINTS_DIR / "last").is_dir()
+
+
+def _empty(run_dir: Path) -> None:
+    """Remove what a failed first attempt wrote into a folder that existed (empty) before."""
+    for item in run_dir.iterdir():
+        if item.name == LOCK_FILE:
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                item.unlink()
+
+
+def _run_training(
+    config: CeaConfig,
+    run_dir: Path,
+    resume: bool,
+    progress: ProgressSink | None,
+    dist: Any,
+    tracker: Tracker | None,
+    should_stop: Any,
+) -> TrainSummary:
     tracker = tracker or NullTracker()
     progress = FanOut(progress or NullProgress(), TrackerSink(tracker))
-    dist = dist or DistContext()
     started = time.perf_counter()
-    inputs = load_inputs(config, split_override=run_dir / SPLIT_FILE if resume else None)
-    progress.event(
-        "data",
-        {
-            "examples": {k: len(v) for k, v in inputs.data.examples.items()},
-            "truncation": inputs.truncation(),
-            "warnings": inputs.data.warnings,
-        },
+    from_checkpoint = resume and _has_checkpoint(run_dir)  # else: resume starts it again
+    split_file = run_dir / SPLIT_FILE
+    inputs = load_inputs(
+        config, split_override=split_file if resume and split_file.is_file() else None
     )
-    if dist.is_main and not resume:
-        start_run_folder(config, run_dir, inputs, tracker)
-    model = build_run_model(config, inputs)
-    result = train_model(
-        config, model, inputs, run_dir, resume=resume, progress=progress, dist=dist,
-        tracker=tracker, should_stop=should_stop,
-    )  # fmt: skip
-    choice, metrics = final_evaluation(config, model, inputs, progress)
-    meta = run_meta(
-        config, inputs, result, choice, metrics, world_size=dist.world_size, tracker=tracker
-    )
-    if dist.is_main:
-        finish_run_folder(run_dir, model, inputs, meta, result, tracker)
-    inputs.release()
+    try:
+        progress.event(
+            "data",
+            {
+                "examples": {k: len(v) for k, v in inputs.data.examples.items()},
+                "truncation": inputs.truncation(),
+                "warnings": inputs.data.warnings,
+            },
+        )
+        if dist.is_main and not resume:
+            start_run_folder(config, run_dir, inputs, tracker)
+        elif dist.is_main and not split_file.is_file():
+            save_split(inputs.data.split, split_file)
+        model = build_run_model(config, inputs)
+        if from_checkpoint:
+            from cea.train.checkpoint import check_fits
+
+            last = resolve_checkpoint(run_dir / CHECKPOINTS_DIR / "last")
+            check_fits(last, model, run_dir / CONFIG_FILE)
+        with safe_points(should_stop):  # a signal in the loop stops at its next safe point
+            result = train_model(
+                config, model, inputs, run_dir, resume=from_checkpoint, progress=progress,
+                dist=dist, tracker=tracker, should_stop=should_stop,
+            )  # fmt: skip
+        reason = should_stop() if should_stop is not None else None
+        if reason:  # came during the last epoch's evaluation: its checkpoint is written
+            raise Interrupted(
+                f"{reason}: training stopped after its last epoch; kept "
+                f"{run_dir / CHECKPOINTS_DIR / 'last'}",
+                hint=f"finish it with `cea train --resume {run_dir}`",
+            )
+        choice, metrics = final_evaluation(config, model, inputs, progress)
+        meta = run_meta(
+            config, inputs, result, choice, metrics, world_size=dist.world_size, tracker=tracker
+        )
+        if dist.is_main:
+            finish_run_folder(run_dir, model, inputs, meta, result, tracker)
+    finally:
+        inputs.release()
     progress.event(
         "done", {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - started, 2)}
     )
