@@ -360,3 +360,95 @@ def test_torchscript_is_recognised_by_torch_dispatch_not_a_class_name(tmp_path: 
         f.write_bytes(_zip_bytes(members))
         res = scan_file(f)
         assert any(x.id == "TORCHSCRIPT" and x.severity == "high" for x in res.findings), res
+
+
+_OS_SYSTEM = b"cos\nsystem\n(S'true'\ntR."
+
+
+def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "first_name",
+    [
+        "PK\x03\x04junk",
+        "\x93NUMPY\x01\x00x",
+        "\x10\x00\x00\x00\x00\x00\x00\x00{",
+        "\x1f\x8bx",
+        "BZh9",
+    ],
+)
+def test_tar_whose_first_member_looks_like_another_format_is_read_as_tar(
+    tmp_path: Path, first_name: str
+) -> None:
+    import tarfile
+
+    data = _tar_bytes([(first_name, b"hello"), ("model/data.pkl", _OS_SYSTEM)])
+    f = tmp_path / "model.tar"
+    f.write_bytes(data)
+    with tarfile.open(f) as tf:  # what the loader sees
+        assert tf.getnames()[1] == "model/data.pkl"
+    res = scan_file(f)
+    assert any(x.severity == "critical" and "os.system" in x.message for x in res.findings), res
+
+
+def test_a_file_labelled_safetensors_that_is_also_a_pickle_is_read_as_one(tmp_path: Path) -> None:
+    data = b"(S'aaaaa{'\n0" + _OS_SYSTEM  # byte 8 is "{": it starts like safetensors
+    assert data[8:9] == b"{"
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(data)
+    res = scan_file(f)
+    ids = {x.id for x in res.findings}
+    assert "POLYGLOT" in ids and "PICKLE-GLOBAL" in ids, res
+    assert any(x.severity == "critical" for x in res.findings)
+
+
+def test_a_real_safetensors_file_with_a_header_that_reads_as_N_STOP_passes(tmp_path: Path) -> None:
+    """A header length whose first bytes are "N." is a pickle that does nothing."""
+    import struct
+
+    from safetensors.numpy import save_file
+
+    f = tmp_path / "w.safetensors"
+    save_file({"w": np.zeros(2, dtype=np.float32)}, str(f))
+    data = f.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = data[8 : 8 + n].rstrip(b" ")
+    want = 0x2E4E  # b"N." little-endian
+    padded = header + b" " * (want - len(header))
+    f.write_bytes(struct.pack("<Q", want) + padded + data[8 + n :])
+    assert f.read_bytes()[:2] == b"N."
+    from safetensors.numpy import load_file
+
+    assert load_file(str(f))["w"].shape == (2,)
+    res = scan_file(f)
+    assert res.findings == () and res.incomplete == (), res
+
+
+def test_joblib_compressors_by_joblibs_own_prefixes_and_every_stream(tmp_path: Path) -> None:
+    import bz2
+    import lzma
+    import zlib
+
+    # (each verified to run its payload under joblib.load; xz: the payload in a second stream)
+    cases = {
+        "zlib": zlib.compress(_OS_SYSTEM),
+        "lzma": lzma.compress(_OS_SYSTEM, format=lzma.FORMAT_ALONE),
+        "bz2": bz2.compress(_OS_SYSTEM),
+        "xz": lzma.compress(b"N0") + lzma.compress(_OS_SYSTEM),
+    }
+    for name, data in cases.items():
+        f = tmp_path / f"m_{name}.joblib"
+        f.write_bytes(data)
+        res = scan_file(f)
+        assert any(x.severity == "critical" for x in res.findings), (name, res)

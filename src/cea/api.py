@@ -263,11 +263,14 @@ def evaluate(
     track: bool = True,
     device: str = "auto",
     batch_size: int = 64,
+    baseline: bool = True,
 ) -> EvalReport:
     """Score a finished run (a folder, or a registered `models:/NAME@ALIAS`) on a split:
     F1 (macro, micro, per criterion) with 95 % bootstrap intervals, AUROC, AUPRC, calibration
     error, plots; written to RUN_DIR/eval/NAME with its own manifest; `cea eval`. The run
-    folder is verified (manifest, artifact scan) before anything in it is loaded."""
+    folder is verified (manifest, artifact scan) before anything in it is loaded. `baseline`:
+    TF-IDF + balanced logistic regression fitted on the run's train split, scored on the same
+    items (`report["baseline"]`, with a verdict; `cea.evaluate.baseline`)."""
     from cea.evaluate.evaluation import evaluate_run
     from cea.tracking.targets import log_evaluation, resolve_model_source
 
@@ -280,7 +283,7 @@ def evaluate(
         out = evaluate_run(
             run_dir, split=split, name=label, n_boot=n_boot, seed=seed, data_path=data,
             out_root=out_root, source=str(source) if registered is not None else None,
-            device=device, batch_size=batch_size,
+            device=device, batch_size=batch_size, baseline=baseline,
         )  # fmt: skip
     tracked = None
     if track and registered is None:

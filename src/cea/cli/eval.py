@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from cea.cli._common import (
@@ -71,13 +72,23 @@ def eval_command(
     no_track: Annotated[
         bool, typer.Option("--no-track", help="Do not log to the run's MLflow run.")
     ] = False,
+    no_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--no-baseline",
+            help="Do not fit the TF-IDF + balanced logistic regression baseline on the run's "
+            "train split (shown beside the model's numbers by default).",
+        ),
+    ] = False,
     device: DeviceOpt = "auto",
     batch_size: BatchSizeOpt = 64,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Score a run on a split: F1 (macro, micro, per criterion) with 95 % bootstrap intervals,
-    AUROC, AUPRC, calibration error, plots; written to RUN_DIR/eval/NAME with its own manifest."""
+    AUROC, AUPRC, calibration error, plots; written to RUN_DIR/eval/NAME with its own manifest.
+    Beside them, a TF-IDF + balanced logistic regression baseline fitted on the run's train
+    split, and one sentence when the model does not beat it."""
     from cea import api
     from cea.errors import UsageError
 
@@ -98,7 +109,7 @@ def eval_command(
     out = api.evaluate(
         source, split=split, name=name, data=data, n_boot=n_boot, seed=seed,
         output_dir=output_dir, tracking_uri=tracking_uri, track=not no_track, device=device,
-        batch_size=batch_size,
+        batch_size=batch_size, baseline=not no_baseline,
     )  # fmt: skip
     tracked = out.tracking
     if mode.json:
@@ -133,4 +144,28 @@ def eval_command(
             + ", ".join(f"recall@{k} {v:.3f}" for k, v in ev["recall_at_k"].items())
             + f" over {ev['pairs_with_evidence']} (post, criterion) pairs with gold sentences"
         )
+    print_baseline(r.get("baseline"))
     info(f"report, predictions and plots in {out.folder}" + (f"; {tracked}" if tracked else ""))
+
+
+def print_baseline(base: dict[str, Any] | None, out: Console | None = None) -> None:
+    """The baseline's numbers, one line per level, and the verdict's sentence (if any)."""
+    if not base:
+        return
+    out = out or console
+    if "skipped" in base:
+        info(f"no baseline: {base['skipped']}")
+        return
+    for level in ("post", "sentence"):
+        b = base.get(level)
+        if not b or "metrics" not in b:
+            continue
+        m, ci = b["metrics"], b["intervals"]
+        out.print(
+            f"baseline ({base['name']}, threshold {base['threshold']}), {level}s: "
+            f"macro-F1 {m['macro_f1']:.3f} [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}], "
+            f"micro-F1 {m['micro_f1']:.3f} [{ci['micro_f1'][0]:.3f}, {ci['micro_f1'][1]:.3f}]"
+        )
+    sentence = base.get("verdict", {}).get("sentence")
+    if sentence:
+        out.print(sentence)

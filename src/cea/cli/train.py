@@ -67,9 +67,7 @@ def train(
     runs_dir: Annotated[
         str | None, typer.Option("--runs-dir", help="Where run folders go.")
     ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed for everything.")
-    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Number of epochs.")] = None,
     backbone: Annotated[
         str | None, typer.Option("--backbone", help="minilm, tiny, or a local model folder.")
@@ -100,6 +98,14 @@ def train(
     ] = None,
     refit: Annotated[
         bool, typer.Option("--refit", help="Rebuild the TF-IDF cache entry (augmentation).")
+    ] = False,
+    no_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--no-baseline",
+            help="Do not fit the TF-IDF + balanced logistic regression baseline on the train "
+            "split for the final report.",
+        ),
     ] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -148,7 +154,7 @@ def train(
                 else stack.enter_context(json_events.open("a", encoding="utf-8"))
             )
             sinks.append(JsonEventsProgress(stream))
-        should_stop = stack.enter_context(graceful_stop(immediate=True))
+        should_stop = stack.enter_context(graceful_stop())
         result = api.train(
             config,
             overrides,
@@ -164,8 +170,9 @@ def train(
         warn(message)
     if int(os.environ.get("RANK", "0")) != 0:
         return
+    base = None if no_baseline else _train_baseline(result.run_dir, result.meta)
     if mode.json:
-        emit_json(result.summary())
+        emit_json({**result.summary(), **({"baseline": base} if base is not None else {})})
         return
     meta = result.meta
     if not mode.quiet:
@@ -175,6 +182,23 @@ def train(
         f"macro-F1 {final['macro_f1']:.3f}, micro-F1 {final['micro_f1']:.3f} on {meta['final_split']} "
         f"(best epoch {meta['best_epoch']} of {meta['epochs_run']}); model in {result.run_dir}"
     )
+    if base is not None:
+        from cea.cli.eval import print_baseline
+
+        print_baseline(base, human())
+
+
+def _train_baseline(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The TF-IDF baseline on the final split, beside the model's final metrics."""
+    from cea.errors import CeaError
+    from cea.evaluate.baseline import baseline_for_run, with_verdict
+
+    split = meta["final_split"]
+    try:
+        base = baseline_for_run(run_dir, split)
+    except CeaError as exc:  # the model is trained and saved: the baseline never fails it
+        return {"skipped": str(exc)}
+    return with_verdict(base, meta["metrics"][split], None)
 
 
 class _RunFolderNote(NullProgress):

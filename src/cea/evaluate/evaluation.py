@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from cea.errors import DataError, UsageError
+from cea.evaluate.baseline import run_baseline, with_verdict
 from cea.evaluate.markdown import eval_markdown
 from cea.evaluate.metrics import (
     bootstrap_intervals,
@@ -57,8 +58,11 @@ def evaluate_run(
     source: str | None = None,
     device: str = "auto",
     batch_size: int = 64,
+    baseline: bool = True,
 ) -> EvalOutput:
-    """Score the run on `split`; outputs in `out_root/name` (default `RUN_DIR/eval/name`)."""
+    """Score the run on `split`; outputs in `out_root/name` (default `RUN_DIR/eval/name`).
+    `baseline`: also fit TF-IDF + balanced logistic regression on the run's train split and
+    score it on the same items (`cea.evaluate.baseline`; the report's `baseline` key)."""
     from cea.data.criteria import load_criteria
     from cea.data.examples import build_examples
     from cea.data.readers import ensure_usable, load_dataset
@@ -78,13 +82,20 @@ def evaluate_run(
     )
     ensure_usable(result, strict=False)
     ds = result.dataset
+    train_groups: set[str] | None = None
     if split == "all":
         groups: set[str] | None = None
+        if baseline:
+            try:
+                train_groups = set(load_split(run_dir / SPLIT_FILE, ds).groups["train"])
+            except (DataError, OSError, KeyError):
+                train_groups = None  # other data than the run's: no train split to fit on
     else:
         sp = load_split(run_dir / SPLIT_FILE, ds)  # refuses other data (hash differs)
         if split not in sp.groups:
             raise UsageError(f"split {split!r} not in this run ({', '.join(sp.groups)})")
         groups = set(sp.groups[split])
+        train_groups = set(sp.groups.get("train", ()))
     exs = build_examples(
         ds,
         level=cfg.task.level,
@@ -108,6 +119,10 @@ def evaluate_run(
         lab: expected_calibration_error(pred.target[pred.crit == i], pred.prob[pred.crit == i])
         for i, lab in enumerate(lm.labels)
     }
+    base = None
+    if baseline:
+        base = _baseline(ds, train_groups, groups, lm.labels, cfg, n_boot, seed)
+        base = with_verdict(base, metrics.to_dict(), intervals)
     root = out_root if out_root is not None else run_dir / EVAL_DIR
     folder = safe_child(root, name, what="evaluation name")
     if folder.exists():
@@ -120,7 +135,7 @@ def evaluate_run(
     stage.mkdir(parents=True, exist_ok=False)
     try:
         return _write_eval(stage, folder, name, split, source, run_dir, exs, pred, metrics,
-                           intervals, ece_per, ds, lm)  # fmt: skip
+                           intervals, ece_per, ds, lm, base)  # fmt: skip
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)  # a crash, a full disk, Ctrl-C: nothing left
         raise
@@ -129,7 +144,7 @@ def evaluate_run(
 def _write_eval(
     stage: Path, folder: Path, name: str, split: str, source: str | None, run_dir: Path,
     exs: list[Any], pred: Any, metrics: Any, intervals: Any, ece_per: dict[str, float],
-    ds: Any, lm: Any,
+    ds: Any, lm: Any, base: dict[str, Any] | None = None,
 ) -> EvalOutput:  # fmt: skip
     from cea.security.io import atomic_write_json, atomic_write_text
     from cea.security.manifest import write_manifest
@@ -181,6 +196,8 @@ def _write_eval(
             np.array([y for e in exs for y in e.labels], dtype=np.float64),
             pred.example_prob.reshape(-1),
         )
+    if base is not None:
+        report["baseline"] = base
     atomic_write_text(stage / "predictions.jsonl", "\n".join(lines) + "\n")
     report["plots"] = write_plots(
         stage, pred.crit, pred.target, pred.prob, lm.labels, lm.thresholds
@@ -190,3 +207,16 @@ def _write_eval(
     write_manifest(stage)
     stage.rename(folder)
     return EvalOutput(folder, report)
+
+
+def _baseline(
+    ds: Any, train_groups: set[str] | None, groups: set[str] | None, labels: tuple[str, ...],
+    cfg: Any, n_boot: int, seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The TF-IDF baseline on the evaluated items, or why there is none."""
+    if not train_groups:
+        return {"skipped": "no train split of this data in the run folder to fit on"}
+    return run_baseline(
+        ds, train_groups, groups, labels=labels, level=cfg.task.level,
+        negatives=cfg.task.negatives, n_boot=n_boot, seed=seed,
+    )  # fmt: skip

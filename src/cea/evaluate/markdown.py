@@ -53,6 +53,7 @@ def eval_markdown(report: dict[str, Any]) -> str:
             f"{lm['f1']:.3f} [{lo:.3f}, {hi:.3f}] | {fmt_optional(lm['auroc'])} | {fmt_optional(lm['auprc'])} | "
             f"{report['ece_per_label'][lab]:.3f} | {lm['threshold']:.3f} |"
         )
+    lines += baseline_lines(report)
     lines += [
         "",
         "![confusion](confusion_matrices.png)",
@@ -60,3 +61,45 @@ def eval_markdown(report: dict[str, Any]) -> str:
         "![reliability](reliability.png)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _ci(values: list[float]) -> str:
+    return f"[{values[0]:.3f}, {values[1]:.3f}]"
+
+
+def baseline_lines(report: dict[str, Any]) -> list[str]:
+    """The report's baseline section: the model's and the baseline's macro/micro-F1 with
+    intervals, per level, and the verdict's sentence when the model is not ahead."""
+    base = report.get("baseline")
+    if not base:
+        return []
+    lines = ["", "## Baseline", ""]
+    if "skipped" in base:
+        return [*lines, f"No baseline: {base['skipped']}."]
+    model_level = base.get("model_level", "post")
+    lines += [
+        f"{base['name']} ({base['method']}), fitted in {base['seconds']:.1f} s, "
+        "scored on the same items with the same bootstrap.",
+        "",
+        "| level | system | macro-F1 [95 % CI] | micro-F1 [95 % CI] |",
+        "|---|---|---|---|",
+    ]
+    for level in ("post", "sentence"):
+        b = base.get(level)
+        if not b or "metrics" not in b:
+            continue
+        if level == model_level:
+            m, ci = report["metrics"], report["intervals"]
+            lines.append(
+                f"| {level} | model | {m['macro_f1']:.3f} {_ci(ci['macro_f1'])} | "
+                f"{m['micro_f1']:.3f} {_ci(ci['micro_f1'])} |"
+            )
+        bm, bci = b["metrics"], b["intervals"]
+        lines.append(
+            f"| {level} | baseline | {bm['macro_f1']:.3f} {_ci(bci['macro_f1'])} | "
+            f"{bm['micro_f1']:.3f} {_ci(bci['micro_f1'])} |"
+        )
+    sentence = base.get("verdict", {}).get("sentence")
+    if sentence:
+        lines += ["", f"**{sentence}**"]
+    return lines

@@ -231,30 +231,83 @@ def identify(data: bytes) -> str:
 
 
 def _container_kind(data: bytes) -> str | None:
+    kinds = _container_kinds(data)
+    return kinds[0] if kinds else None
+
+
+def _container_kinds(data: bytes) -> list[str]:
+    """Every container format whose loader would accept `data` by its own first-bytes test
+    (zip as torch and numpy test it, npy, safetensors, the compressors of joblib's table, tar
+    as tarfile reads a header), strongest first."""
+    kinds = []
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        return "zip"
+        kinds.append("zip")
     if data[:6] == b"\x93NUMPY":
-        return "npy"
+        kinds.append("npy")
     if _is_safetensors(data[:16]):
-        return "safetensors"
-    if data[:2] == b"\x1f\x8b":
-        return "gzip"
-    if _is_bz2(data):
-        return "bz2"
-    if data[:6] == b"\xfd7zXZ\x00":
-        return "xz"
+        kinds.append("safetensors")
     if data[:2] == b"ZF" and len(data) > 18:
-        return "joblib-zfile"
+        kinds.append("joblib-zfile")
+    kinds += _compressor_kinds(data)
     if _is_tar(data):
-        return "tar"
+        kinds.append("tar")
     for magic, kind in _UNSUPPORTED:
         if data.startswith(magic):
-            return kind
-    if _is_zlib(data):
-        return "zlib"
-    if data[:1] == b"\x5d" and data[1:5] != b"\0\0\0\0" and len(data) > 13:
-        return "lzma"
-    return None
+            kinds.append(kind)
+    return kinds
+
+
+# joblib's own compressor table (joblib.compressor._COMPRESSORS) when joblib is here: the name
+# of the compressor and the prefix joblib._detect_compressor tests; the copy below (joblib
+# 1.x) only when joblib cannot be imported
+_JOBLIB_PREFIXES_COPY = (
+    ("zlib", b"x"),
+    ("gzip", b"\x1f\x8b"),
+    ("bz2", b"BZ"),
+    ("lzma", b"]\x00"),
+    ("xz", b"\xfd7zXZ"),
+    ("lz4", b'\x04"M\x18'),
+)
+_JOBLIB_FIRST_BYTES = b"x\x1fB]\xfd\x04"
+_joblib_prefixes_cache: list[tuple[str, bytes]] = []
+
+
+def _joblib_prefixes() -> list[tuple[str, bytes]]:
+    if not _joblib_prefixes_cache:
+        try:
+            from joblib import compressor
+
+            table = [
+                (str(name), bytes(c.prefix))
+                for name, c in compressor._COMPRESSORS.items()
+                if getattr(c, "prefix", b"")
+            ]
+        except Exception:  # joblib missing or changed: its 1.x table
+            table = list(_JOBLIB_PREFIXES_COPY)
+        _joblib_prefixes_cache.extend(table)
+    return _joblib_prefixes_cache
+
+
+def _compressor_kinds(data: bytes) -> list[str]:
+    """The compressed-stream formats that apply: joblib's table (it decompresses whatever
+    starts with one of its prefixes), gzip/bz2/xz by their own magic, zlib and lzma-alone as
+    the other loaders (pandas, torch readers of compressed files) take them."""
+    kinds: list[str] = []
+    if data[:1] and data[:1] in _JOBLIB_FIRST_BYTES:  # (joblib imported only for these)
+        for name, prefix in _joblib_prefixes():
+            if name in ("zlib", "gzip", "bz2", "lzma", "xz") and data.startswith(prefix):
+                kinds.append(name)  # (lz4 and any other: cannot be opened here, see below)
+    if data[:2] == b"\x1f\x8b" and "gzip" not in kinds:
+        kinds.append("gzip")
+    if _is_bz2(data) and "bz2" not in kinds:
+        kinds.append("bz2")
+    if data[:6] == b"\xfd7zXZ\x00" and "xz" not in kinds:
+        kinds.append("xz")
+    if _is_zlib(data) and "zlib" not in kinds:
+        kinds.append("zlib")
+    if data[:1] == b"\x5d" and "lzma" not in kinds and len(data) > 13:
+        kinds.append("lzma")
+    return kinds
 
 
 def _data_kind(data: bytes) -> str:
@@ -469,6 +522,7 @@ def _inflate(
     while rest:
         d = _decompressor(kind)
         members += 1
+        before = len(out)
         pos = 0
         try:
             while pos < len(rest):
@@ -490,20 +544,21 @@ def _inflate(
                 if d.eof:
                     break
         except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+            if members > 1 and len(out) == before:
+                break  # trailing bytes that are no stream: the loaders stop there too
             return bytes(out), f"corrupt stream ({str(exc)[:60]})"
         if not d.eof:
+            if members > 1 and len(out) == before:
+                break
             return bytes(out), "truncated stream"
-        if kind not in ("gzip", "bz2", "xz"):
+        if kind in ("deflate", "zip-lzma", "joblib-zfile"):
             break  # (one stream; no copy of what follows it)
-        # what follows this stream, as a view (no copy: a file of many streams stays linear)
-        tail = rest[pos - len(d.unused_data) :]
-        if kind == "gzip" and bytes(tail[:2]) == b"\x1f\x8b":
-            rest = tail  # another gzip member follows
-            continue
-        if kind in ("bz2", "xz") and bytes(tail[:3]) in (b"BZh", b"\xfd7z"):
-            rest = tail
-            continue
-        break
+        # joblib's and Python's compressed files read every stream that follows, whatever it
+        # looks like: so are they read here (a view: a file of many streams stays linear)
+        used = pos - len(d.unused_data)
+        if used <= 0:
+            break
+        rest = rest[used:]
     return bytes(out), None
 
 
@@ -615,13 +670,29 @@ class _Scanner:
             self._extension(where, name, fmt)
         if raw:  # tensor storage: bytes, never opened as anything by its loader
             return fmt or "raw"
-        kind = _container_kind(data)
-        if kind is None and not fmt and zipfile.is_zipfile(io.BytesIO(data)):
-            kind = "zip"  # a zip appended to something else: zipfile (and torch) still read it
-        if kind is not None:
+        # every format that could apply is read, not the first label that fits (a tar whose
+        # first member is named like a zip or npy header is still a tar to tarfile)
+        kinds = _container_kinds(data)
+        if "zip" not in kinds and not fmt and zipfile.is_zipfile(io.BytesIO(data)):
+            kinds.append("zip")  # a zip appended to something else: zipfile still reads it
+        opened_as = []
+        for kind in kinds:
             opened = self._container(kind, data, where, name, depth)
-            fmt = fmt or opened
-        self._model_code(data, where, name, fmt or kind or "")
+            if opened:
+                opened_as.append(opened)
+        if report.is_pickle and opened_as and report.problems:
+            opened_as.insert(0, "pickle")
+        if len(opened_as) > 1:
+            self.find(
+                where,
+                "+".join(opened_as),
+                "POLYGLOT",
+                f"the content is valid as {' and as '.join(opened_as)}: each loader reads "
+                "its own (all were scanned)",
+                "medium",
+            )
+        fmt = fmt or (opened_as[0] if opened_as else "")
+        self._model_code(data, where, name, fmt or (kinds[0] if kinds else ""))
         if not fmt:
             fmt = _data_kind(data)
             suffix = Path(name).suffix.lower()
@@ -746,7 +817,7 @@ class _Scanner:
     def _compressed(self, kind: str, data: bytes, where: str, name: str, depth: int) -> str:
         payload = data[18:] if kind == "joblib-zfile" else data
         out, problem = inflate(kind, payload, self.budget())
-        weak = kind in ("zlib", "lzma", "joblib-zfile")
+        weak = kind in ("zlib", "lzma", "joblib-zfile") or (kind == "bz2" and not _is_bz2(data))
         if problem and not _is_bomb(problem) and not out and weak:
             return ""  # only looked like one: not compressed after all
         self.expanded += len(out)
@@ -1178,7 +1249,7 @@ def scan_file(path: Path, *, allowed: frozenset[str] = SAFE_GLOBALS) -> ScanResu
     fmt = "unreadable"
     try:
         header = _read_safetensors_header(path)
-        if header is not None:
+        if header is not None and _only_safetensors(path, s.deadline):
             s.findings += check_safetensors(path, *header)
             if zipfile.is_zipfile(path):  # a zip hidden at the end: zip readers still find it
                 s.find(str(path), "safetensors", "POLYGLOT", "the file is also a zip archive")
@@ -1186,6 +1257,7 @@ def scan_file(path: Path, *, allowed: frozenset[str] = SAFE_GLOBALS) -> ScanResu
             return ScanResult(
                 path, "safetensors", tuple(s.findings), tuple(s.incomplete), s.pickled
             )
+
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             return ScanResult(
@@ -1205,7 +1277,23 @@ def scan_file(path: Path, *, allowed: frozenset[str] = SAFE_GLOBALS) -> ScanResu
         s.incomplete.append(f"{path}: the scan failed ({exc.__class__.__name__}: {str(exc)[:80]})")
     if s.pickled and fmt in ("zip", "tar", "other", "text"):
         fmt = f"{fmt}+pickle"
-    return ScanResult(path, fmt, tuple(s.findings), tuple(s.incomplete), s.pickled)
+    findings = list({(f.id, f.location, f.message): f for f in s.findings}.values())
+    incomplete = list(dict.fromkeys(s.incomplete))
+    return ScanResult(path, fmt, tuple(findings), tuple(incomplete), s.pickled)
+
+
+def _only_safetensors(path: Path, deadline: float) -> bool:
+    """Whether a file that starts like safetensors is nothing else: no other container format
+    accepts its first bytes and the pickle reading at offset 0 reaches nothing. Then only its
+    header is read (not gigabytes of tensors); otherwise it is read whole, every way."""
+    with path.open("rb") as fh:
+        head = fh.read(1 << 20)
+    if _container_kinds(head) != ["safetensors"]:
+        return False
+    report = analyze_pickle(head, deadline=deadline)
+    # (a header length whose bytes happen to read as "N." imports nothing: not a pickle that
+    # does anything; one that reaches a global or a gadget is)
+    return not any(kind != "unparsable" for kind, _m, _s in report.problems)
 
 
 def _collect(roots: list[Path], scan: ArtifactScan) -> list[Path]:
