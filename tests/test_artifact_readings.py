@@ -452,3 +452,48 @@ def test_joblib_compressors_by_joblibs_own_prefixes_and_every_stream(tmp_path: P
         f.write_bytes(data)
         res = scan_file(f)
         assert any(x.severity == "critical" for x in res.findings), (name, res)
+
+
+def _legacy_torch_tar(views: bytes) -> bytes:
+    """torch's legacy tar layout: one float storage of 2 elements, its raw bytes, then the
+    storage-views pickle `views`; no tensors; a plain pickle."""
+    import struct
+
+    import torch
+
+    storages = (
+        pickle.dumps(1, protocol=2)
+        + pickle.dumps(("0", "cpu", torch.FloatStorage), protocol=2)
+        + struct.pack("<q", 2)
+        + struct.pack("<2f", 1.0, 2.0)
+        + views
+    )
+    return _tar_bytes(
+        [
+            ("storages", storages),
+            ("tensors", pickle.dumps(0, protocol=2)),
+            ("pickle", pickle.dumps({"step": 3}, protocol=2)),
+        ]
+    )
+
+
+def test_torch_legacy_tar_is_read_past_the_raw_storage_bytes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    marker = tmp_path / "PWNED"
+    payload = f"cos\nsystem\n(S'touch {marker}'\ntR0]q\x00.".encode()
+    f = tmp_path / "old.pt"
+    f.write_bytes(_legacy_torch_tar(payload))
+    res = scan_file(f)
+    assert any(x.severity == "critical" and "os.system" in x.message for x in res.findings), res
+    # the file is what it claims: torch.load runs the payload after the storage bytes
+    code = f"import torch; print(torch.load({str(f)!r}, weights_only=False))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert marker.exists(), out.stderr[-500:]
+    benign = tmp_path / "benign.pt"
+    benign.write_bytes(_legacy_torch_tar(pickle.dumps([], protocol=2)))
+    res = scan_file(benign)
+    assert [x for x in res.findings if x.severity not in ("info", "low")] == [], res

@@ -35,7 +35,13 @@ from typing import Any
 
 from cea.security.findings import Finding, severity_rank
 from cea.security.manifest import MANIFEST_NAME, check_manifest
-from cea.security.pickles import SAFE_GLOBALS, PickleReport, analyze_pickle
+from cea.security.pickles import (
+    SAFE_GLOBALS,
+    PickleReport,
+    analyze_pickle,
+    read_value,
+    stub_name,
+)
 from cea.security.signed_cache import CACHE_MARKER, verify
 
 MAX_SAFETENSORS_HEADER = 100 * 2**20
@@ -901,12 +907,41 @@ class _Scanner:
                     fh = tf.extractfile(member)
                     content = fh.read() if fh is not None else b""
                     self.blob(content, mwhere, member.name, depth + 1)
+                if "pickle" in tf.getnames():  # torch's legacy tar layout, as torch reads it
+                    self._torch_legacy_tar(tf, where)
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             self.find(where, "tar", "TAR-BROKEN", f"tar archive cannot be read ({exc})", "medium")
             self.incomplete.append(
                 f"{where}: damaged tar archive, members after the damage not scanned"
             )
         return "tar"
+
+    def _torch_legacy_tar(self, tf: tarfile.TarFile, where: str) -> None:
+        """torch.load's legacy_load: "storages" (a count, then per storage a pickle and the raw
+        bytes it sizes, then the views), "tensors" (a count, then per tensor a pickle and raw
+        sizes and strides), then "pickle". Every pickle is read where torch reads it: those
+        after raw bytes are out of reach of a reading that stops at the first raw byte."""
+        for name, reader in (("storages", _legacy_storages), ("tensors", _legacy_tensors)):
+            try:
+                member = tf.getmember(name)  # (the last member of that name, as torch takes)
+                fh = tf.extractfile(member)
+                data = fh.read() if fh is not None else b""
+            except KeyError:
+                continue
+            mwhere = f"{where}!{name}"
+            starts, problem = reader(data, self.deadline)
+            for start in starts[1:]:  # (the first is read with the member itself)
+                report = analyze_pickle(data, start, allowed=self.allowed, deadline=self.deadline)
+                self.incomplete += [f"{mwhere}@{start}: {t}" for t in report.incomplete]
+                self._pickle_findings(f"{mwhere}@{start}", "torch-legacy-tar", report)
+            if problem:
+                self.find(
+                    mwhere,
+                    "torch-legacy-tar",
+                    "TORCH-LEGACY-LAYOUT",
+                    f"not the layout torch writes ({problem}); torch.load stops there",
+                    "medium",
+                )
 
     # -- zip -------------------------------------------------------------------------------
     def _zip(self, data: bytes, where: str, depth: int) -> str:
@@ -1181,6 +1216,82 @@ _KERAS_LAMBDA = re.compile(rb'\\?"class_name\\?"\s*:\s*\\?"Lambda\\?"')
 # op names in a GraphDef NodeDef (field 2, length-prefixed); SaveV2/RestoreV2 of the saver are
 # in every SavedModel and are not listed
 _TF_FILE_OPS = re.compile(rb"\x12(?:\x08(ReadFile)|\t(WriteFile))")
+
+
+_STORAGE_ELEMENT_SIZE = {
+    "Float": 4,
+    "Double": 8,
+    "Half": 2,
+    "BFloat16": 2,
+    "Long": 8,
+    "Int": 4,
+    "Short": 2,
+    "Char": 1,
+    "Byte": 1,
+    "Bool": 1,
+    "ComplexFloat": 8,
+    "ComplexDouble": 16,
+    "QInt8": 1,
+    "QUInt8": 1,
+    "QInt32": 4,
+}
+_LEGACY_MAX_RECORDS = 1_000_000
+
+
+def _legacy_stream(data: bytes, pos: int, deadline: float) -> tuple[Any, int]:
+    reading = read_value(data, pos, deadline)
+    if not reading.complete:
+        raise ValueError(f"a pickle at byte {pos} does not read ({reading.error[:60]})")
+    return reading.value, reading.end
+
+
+def _legacy_storages(data: bytes, deadline: float) -> tuple[list[int], str]:
+    """Where torch's legacy_load reads pickles in "storages", and why it stops early (if)."""
+    starts = [0]
+    try:
+        count, pos = _legacy_stream(data, 0, deadline)
+        if not isinstance(count, int) or not 0 <= count <= _LEGACY_MAX_RECORDS:
+            return starts, "the storage count is not a count"
+        for _ in range(count):
+            starts.append(pos)
+            args, pos = _legacy_stream(data, pos, deadline)
+            if not (isinstance(args, tuple) and len(args) == 3):
+                return starts, f"storage record at byte {starts[-1]} is not (key, location, type)"
+            kind = (stub_name(args[2]) or "").removeprefix("torch.").removesuffix("Storage")
+            if kind not in _STORAGE_ELEMENT_SIZE:
+                return starts, f"storage type {stub_name(args[2]) or args[2]!r:.60} is unknown"
+            if pos + 8 > len(data):
+                return starts, "storage bytes run past the end"
+            n = int.from_bytes(data[pos : pos + 8], "little", signed=True)
+            pos += 8 + n * _STORAGE_ELEMENT_SIZE[kind]
+            if n < 0 or pos > len(data):
+                return starts, "storage bytes run past the end"
+        starts.append(pos)  # the storage views
+        _legacy_stream(data, pos, deadline)
+    except ValueError as exc:
+        return starts, str(exc)
+    return starts, ""
+
+
+def _legacy_tensors(data: bytes, deadline: float) -> tuple[list[int], str]:
+    """Where torch's legacy_load reads pickles in "tensors", and why it stops early (if)."""
+    starts = [0]
+    try:
+        count, pos = _legacy_stream(data, 0, deadline)
+        if not isinstance(count, int) or not 0 <= count <= _LEGACY_MAX_RECORDS:
+            return starts, "the tensor count is not a count"
+        for _ in range(count):
+            starts.append(pos)
+            _args, pos = _legacy_stream(data, pos, deadline)
+            if pos + 8 > len(data):
+                return starts, "tensor sizes run past the end"
+            ndim = int.from_bytes(data[pos : pos + 4], "little", signed=True)
+            pos += 8 + 16 * ndim + 8
+            if ndim < 0 or pos > len(data):
+                return starts, "tensor sizes run past the end"
+    except ValueError as exc:
+        return starts, str(exc)
+    return starts, ""
 
 
 def _is_torch_storage(name: str) -> bool:

@@ -649,6 +649,22 @@ class Reading:
     error: str = ""
     joblib_arrays: int = 0
     timed_out: bool = False
+    value: Any = None  # what the stubbed reading built (stubs stand for every global)
+
+
+def read_value(data: bytes | memoryview, start: int, deadline: float | None = None) -> Reading:
+    """The C unpickler's reading of the one stream at `start`, with the value it builds
+    (stubs for globals): for loaders that read a stream, then raw bytes sized by it."""
+    return _c_reading(data, start, deadline)
+
+
+def stub_name(obj: Any) -> str | None:
+    """The dotted global a stub (or a stub class) stands for, else None."""
+    if isinstance(obj, type) and issubclass(obj, _Stub):
+        return obj._cea_name
+    if isinstance(obj, _Stub):
+        return type(obj)._cea_name
+    return None
 
 
 class _Recorder:
@@ -709,7 +725,7 @@ def _drive(unpickler: Any, reading: Reading, buf: io.BytesIO) -> Reading:
     """Run a stubbed unpickler to its STOP (find_class records, nothing runs) and note how it
     ended: complete, or the error it stopped on, or the time budget."""
     try:
-        unpickler.load()
+        reading.value = unpickler.load()
         reading.complete = True
     except RecursionError:
         reading.error = "recursion limit"
