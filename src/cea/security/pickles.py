@@ -680,8 +680,15 @@ class _Recorder:
         if not isinstance(module, str) or not isinstance(name, str):
             raise pickle.UnpicklingError("global names must be strings")
         dotted = canonical_global(module, name)
-        if not _importable_name(dotted):  # the import itself would fail: nothing runs
+        top = dotted[: len(dotted) - len(name) - 1] if dotted.endswith("." + name) else module
+        if not _importable_name(top):  # the import itself fails: nothing runs
             raise pickle.UnpicklingError(f"cannot import {dotted[:60]!r}")
+        if not _importable_name(dotted):
+            # the unpickler imports the module before it looks the name up: the module's code
+            # runs even though the name (cut short, not an identifier) then fails
+            if top not in self.reading.imports:
+                self.reading.imports.append(top)
+            raise pickle.UnpicklingError(f"cannot find {dotted[:60]!r} (after importing {top})")
         if dotted not in self.reading.imports:
             self.reading.imports.append(dotted)
         if dotted not in self.types:
