@@ -497,3 +497,33 @@ def test_torch_legacy_tar_is_read_past_the_raw_storage_bytes(tmp_path: Path) -> 
     benign.write_bytes(_legacy_torch_tar(pickle.dumps([], protocol=2)))
     res = scan_file(benign)
     assert [x for x in res.findings if x.severity not in ("info", "low")] == [], res
+
+
+def test_joblib_structured_arrays_are_sized_by_numpy_and_pass(tmp_path: Path) -> None:
+    plain = np.dtype([("a", "<f8"), ("O", "<i4")])
+    with_objects = np.dtype([("a", "<f8"), ("b", "O")])
+    nested = np.dtype([("x", [("y", "<i2"), ("z", "O")])])
+    f = tmp_path / "s.joblib"
+    joblib.dump(
+        {
+            "s": np.zeros(3, dtype=plain),
+            "t": np.array([(1.0, "x")], dtype=with_objects),
+            "u": np.zeros(2, dtype=nested),
+            "after": [1, 2, 3],
+        },
+        f,
+    )
+    res = scan_file(f)
+    assert [x for x in res.findings if x.severity not in ("info", "low")] == [], res
+    assert res.incomplete == ()
+
+
+def test_a_reading_that_stops_on_an_unmodelled_shape_is_incomplete() -> None:
+    from cea.security.pickles import analyze_pickle
+
+    stream = (
+        b"\x80\x04cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81"
+        b"}(\x8c\x05shape)\x8c\x05dtypecnumpy\ndtype\n)Rub."
+    )
+    report = analyze_pickle(stream)
+    assert any("does not model" in t for t in report.incomplete), report

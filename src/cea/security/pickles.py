@@ -650,6 +650,7 @@ class Reading:
     joblib_arrays: int = 0
     timed_out: bool = False
     value: Any = None  # what the stubbed reading built (stubs stand for every global)
+    unmodelled: bool = False  # stopped on a shape this reading does not model
 
 
 def read_value(data: bytes | memoryview, start: int, deadline: float | None = None) -> Reading:
@@ -741,38 +742,75 @@ def _drive(unpickler: Any, reading: Reading, buf: io.BytesIO) -> Reading:
     except TimeoutError as exc:
         reading.error = str(exc)
         reading.timed_out = True
+    except Unmodelled as exc:
+        reading.error = f"{exc}"[:100]
+        reading.unmodelled = True
     except Exception as exc:  # every way an unpickler can stop on hostile bytes
         reading.error = f"{exc.__class__.__name__}: {str(exc)[:100]}"
     reading.end = buf.tell()
     return reading
 
 
-def _array_bytes(state: Any) -> tuple[int, bool, bool]:
-    """(byte count, object dtype, aligned) of a joblib NumpyArrayWrapper from its state."""
+class Unmodelled(pickle.UnpicklingError):
+    """A shape the loader reads but this reading does not model: the reading stops there and
+    the stream is reported incomplete (never dropped, never passed)."""
+
+
+def _stub_dtype(stub: Any, depth: int = 0) -> Any:
+    """The numpy dtype a pickled `numpy.dtype(descr, ...)` + BUILD state stands for, built by
+    numpy itself (structured dtypes from their fields, recursively): joblib asks it
+    `hasobject` and `itemsize`."""
     import numpy as np
 
-    if not isinstance(state, dict):
-        raise pickle.UnpicklingError("array wrapper without a state dict")
-    shape, dtype = state.get("shape"), state.get("dtype")
-    if not isinstance(shape, tuple) or not all(isinstance(x, int) and x >= 0 for x in shape):
-        raise pickle.UnpicklingError("array wrapper without a readable shape")
-    descr = None
-    if isinstance(dtype, _Stub) and dtype._cea_args and isinstance(dtype._cea_args[0], str):
-        descr = dtype._cea_args[0]
-    if descr is None:
-        raise pickle.UnpicklingError("array wrapper without a readable dtype")
-    if descr.startswith("O"):
-        return 0, True, False
-    if descr.startswith("V"):
-        raise pickle.UnpicklingError("structured joblib array cannot be sized safely")
+    if depth > 8 or not isinstance(stub, _Stub) or not stub._cea_args:
+        raise Unmodelled("array wrapper without a readable dtype")
+    descr = stub._cea_args[0]
+    if not isinstance(descr, str):
+        raise Unmodelled("array wrapper without a readable dtype")
+    state = stub._cea_state
+    if (
+        descr.startswith("V")
+        and isinstance(state, tuple)
+        and len(state) >= 6
+        and isinstance(state[3], tuple)
+        and isinstance(state[4], dict)
+    ):
+        names, fields, itemsize = state[3], state[4], state[5]
+        if len(names) > 10_000 or not isinstance(itemsize, int):
+            raise Unmodelled("structured array dtype too large to model")
+        formats, offsets = [], []
+        for n in names:
+            entry = fields.get(n)
+            if not (isinstance(entry, tuple) and len(entry) >= 2 and isinstance(entry[1], int)):
+                raise Unmodelled("structured array dtype with unreadable fields")
+            formats.append(_stub_dtype(entry[0], depth + 1))
+            offsets.append(entry[1])
+        try:
+            return np.dtype(
+                {"names": list(names), "formats": formats, "offsets": offsets, "itemsize": itemsize}
+            )
+        except (TypeError, ValueError) as exc:
+            raise Unmodelled(f"structured array dtype numpy refuses ({exc})"[:100]) from exc
     try:
-        itemsize = int(np.dtype(descr).itemsize)
+        return np.dtype(descr)
     except (TypeError, ValueError) as exc:
         raise pickle.UnpicklingError(f"unknown array dtype {descr[:20]!r}") from exc
+
+
+def _array_bytes(state: Any) -> tuple[int, bool, bool]:
+    """(byte count, object dtype, aligned) of a joblib NumpyArrayWrapper from its state."""
+    if not isinstance(state, dict):
+        raise pickle.UnpicklingError("array wrapper without a state dict")
+    shape = state.get("shape")
+    if not isinstance(shape, tuple) or not all(isinstance(x, int) and x >= 0 for x in shape):
+        raise pickle.UnpicklingError("array wrapper without a readable shape")
+    dtype = _stub_dtype(state.get("dtype"))
+    if dtype.hasobject:
+        return 0, True, False
     count = 1
     for x in shape:
         count *= x
-    return count * itemsize, False, state.get("numpy_array_alignment_bytes") is not None
+    return count * int(dtype.itemsize), False, state.get("numpy_array_alignment_bytes") is not None
 
 
 def _joblib_reading(
@@ -803,7 +841,7 @@ def _joblib_reading(
                 reading.joblib_arrays += 1
                 if objects:
                     if depth >= ALLOWED_PICKLE_DEPTH:
-                        raise pickle.UnpicklingError("object arrays nested too deep")
+                        raise Unmodelled("object arrays nested too deep")
                     inner = _joblib_reading(data, buf.tell(), depth + 1, deadline)
                     plain = _c_reading(data, buf.tell(), deadline)  # (older joblib: pickle.load)
                     for g in [*inner.imports, *plain.imports]:
@@ -811,6 +849,8 @@ def _joblib_reading(
                             reading.imports.append(g)
                     if inner.timed_out or plain.timed_out:
                         raise TimeoutError("the stream takes too long to read")
+                    if inner.unmodelled:
+                        raise Unmodelled(f"object array: {inner.error}")
                     if not inner.complete:
                         raise pickle.UnpicklingError(f"object array: {inner.error}")
                     buf.seek(inner.end)
@@ -935,6 +975,12 @@ def analyze_pickle(
         if c.timed_out or j.timed_out:
             report.incomplete.append(f"a pickle stream at byte {pos} takes too long to read")
             report.timed_out = True
+        for r in (c, j):
+            if r.unmodelled:  # (the loader reads on where this reading cannot: never dropped)
+                report.incomplete.append(
+                    f"the {r.loader} reading of the stream at byte {pos} stopped at byte "
+                    f"{r.end} on a shape cea does not model ({r.error})"
+                )
         reached = [*c.imports, *(g for g in j.imports if g not in c.imports)]
         if not (c.complete or j.complete or reached):
             if (
