@@ -55,7 +55,11 @@ _UniqueKeyLoader.add_constructor(
 
 def safe_load_yaml(text: str) -> Any:
     """`yaml.safe_load` that refuses duplicate keys (`ConfigError` naming the key and line)."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    loader = _UniqueKeyLoader(text)  # what yaml.load does, with a SafeLoader subclass
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 class _Strict(BaseModel):
@@ -175,6 +179,10 @@ class TrainConfig(_Strict):
     # bagged = bootstrap median shrunk toward 0.5, kept only when it beats 0.5 out of bag;
     # raw = the F1-optimal threshold (overfits small sets); fixed = 0.5
     thresholds: Literal["bagged", "raw", "fixed"] = "bagged"
+    # a map per criterion fitted on validation before the threshold rule and applied wherever
+    # the run's probabilities are used (cea.evaluate.calibration): temperature = sigmoid(z/T),
+    # platt = sigmoid(a z + b) (also moves the 0.5 point), none = the model's own
+    calibration: Literal["none", "temperature", "platt"] = "none"
 
 
 class OutputConfig(_Strict):

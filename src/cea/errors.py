@@ -84,7 +84,9 @@ def os_error_message(exc: OSError) -> tuple[str, str, ExitCode]:
     read-only or missing folder, a refused connection. Never "internal error"."""
     import errno
 
-    where = exc.filename if exc.filename is not None else ""
+    # a failed rename (temp file -> target) names the target second: that is the user's path
+    where = exc.filename2 if exc.filename2 is not None else exc.filename
+    where = where if where is not None else ""
     what = exc.strerror or exc.__class__.__name__
     text = f"{what}: {where}" if where else what
     code = exc.errno

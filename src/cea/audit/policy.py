@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +80,17 @@ def load_policy(path: Path | None, today: date | None = None, *, required: bool 
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    table = data.get("tool", {}).get("cea", {}).get("audit", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.cea.audit] must be a table")
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: nested too deeply to read") from exc
+    table: Any = data
+    for depth, key in enumerate(("tool", "cea", "audit")):
+        table = table.get(key, {})
+        if not isinstance(table, dict):
+            name = ".".join(("tool", "cea", "audit")[: depth + 1])
+            raise ConfigError(
+                f"{path}: {name} must be a table, not {type(table).__name__}",
+                hint="the policy lives in [tool.cea.audit] (see security/POLICY.md)",
+            )
     max_days = table.get("max_waiver_days", 365)
     if not isinstance(max_days, int) or isinstance(max_days, bool) or not 1 <= max_days <= 3650:
         raise ConfigError(f"{path}: max_waiver_days must be a whole number of days from 1 to 3650")
@@ -97,7 +105,19 @@ def load_policy(path: Path | None, today: date | None = None, *, required: bool 
     if "licenses" in checks:  # per-package license exceptions are waivers too
         from cea.audit.licenses import load_license_policy
 
-        for w in load_license_policy(checks["licenses"])[1]:
+        lic = checks["licenses"]
+        where = f"{path}: [tool.cea.audit.licenses]"
+        for key in ("allow", "deny", "exceptions"):
+            if key in lic and not isinstance(lic[key], list):
+                raise ConfigError(f"{where}: {key} must be an array")
+        for i, raw in enumerate(lic.get("exceptions", [])):
+            if isinstance(raw, dict) and raw.get("expires"):
+                _expiry(raw["expires"], f"{where} exception #{i + 1}")
+        try:
+            exceptions = load_license_policy(lic)[1]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        for w in exceptions:
             _check_expiry(w.expires, f"{path}: license exception ({w.location})", today, max_days)
             waivers.append(w)
     fail_on = _severity(table.get("fail_on", "medium"), "fail_on")
@@ -113,6 +133,23 @@ def _check_expiry(expires: date, where: str, today: date, max_days: int) -> None
             f"{where}: expires {expires.isoformat()}, more than {max_days} days ahead",
             hint="waivers are reviewed: give an expiry within max_waiver_days",
         )
+
+
+def _expiry(value: Any, where: str) -> date:
+    """A waiver's expiry: a TOML date or a "YYYY-MM-DD" string (a date-time is refused: it
+    cannot be compared with today's date, and the day is what a waiver runs to)."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expires {value!r} is not a date (YYYY-MM-DD)") from exc
+    if isinstance(value, datetime):
+        raise ConfigError(
+            f"{where}: expires {value.isoformat()} is a date and time; give a date (YYYY-MM-DD)"
+        )
+    if not isinstance(value, date):
+        raise ConfigError(f"{where}: expires must be a date (YYYY-MM-DD)")
+    return value
 
 
 def _waiver(raw: Any, where: str, today: date, max_days: int) -> Waiver:
@@ -140,14 +177,7 @@ def _waiver(raw: Any, where: str, today: date, max_days: int) -> Waiver:
         raise ConfigError(
             f"{where}: id {raw['id']!r} is a pattern", hint='ids are exact; add match = "glob"'
         )
-    expires = raw["expires"]
-    if isinstance(expires, str):
-        try:
-            expires = date.fromisoformat(expires)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: expires {expires!r} is not a date (YYYY-MM-DD)") from exc
-    if not isinstance(expires, date):
-        raise ConfigError(f"{where}: expires must be a date (YYYY-MM-DD)")
+    expires = _expiry(raw["expires"], where)
     _check_expiry(expires, where, today, max_days)
     for key in ("check", "location"):
         if raw.get(key) is not None and not isinstance(raw[key], str):

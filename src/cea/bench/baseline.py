@@ -72,8 +72,14 @@ def compare(
         from cea.errors import MissingResourceError
 
         raise MissingResourceError(f"baseline {path} not found") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UsageError(f"{path}: unreadable baseline ({exc.__class__.__name__})") from exc
+    shape = {"params": dict, "result": dict}
+    if not isinstance(base, dict) or any(not isinstance(base.get(k), t) for k, t in shape.items()):
+        raise UsageError(
+            f"{path}: not a cea baseline (a JSON object with kind, params and result)",
+            hint="write one with `cea bench ... --save-baseline FILE`",
+        )
     if base.get("kind") != kind:
         raise UsageError(f"{path} is a {base.get('kind')!r} baseline, not {kind!r}")
     differs = sorted(k for k in params if base.get("params", {}).get(k) != params[k])
@@ -83,11 +89,21 @@ def compare(
             hint="compare like with like: same batch size, workers, policy and corpus",
         )
     checks = []
-    for metric, better, slack in _gates(kind, base["result"]):
+    try:
+        gates = _gates(kind, base["result"])
+    except (KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: the baseline's result has no {exc} table") from exc
+    for metric, better, slack in gates:
         try:
-            old, new = _get(base["result"], metric), _get(result, metric)
+            new = _get(result, metric)
         except KeyError:
             continue
+        try:
+            old = _get(base["result"], metric)
+        except KeyError:
+            continue
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{path}: baseline value {metric} is not a number") from exc
         if better == "higher":
             regressed = new < old * (1 - max_regression) - slack
         else:

@@ -55,7 +55,7 @@ def eval_command(
     n_boot: Annotated[
         int, typer.Option("--n-boot", min=100, max=100_000, help="Bootstrap resamples.")
     ] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 13,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Bootstrap seed.")] = 13,
     output_dir: Annotated[
         Path | None,
         typer.Option(
@@ -106,6 +106,14 @@ def eval_command(
         return
     if source is None:
         raise UsageError("give a run folder or models:/NAME@ALIAS, or --compare A B")
+    if name is not None and not source.startswith("models:/"):
+        from cea.run_folder import EVAL_DIR
+
+        existing = Path(source) / EVAL_DIR / name
+        if existing.exists():  # said before the evaluation, not after it
+            raise UsageError(
+                f"{existing} exists; evaluations are immutable", hint="choose another --name"
+            )
     out = api.evaluate(
         source, split=split, name=name, data=data, n_boot=n_boot, seed=seed,
         output_dir=output_dir, tracking_uri=tracking_uri, track=not no_track, device=device,

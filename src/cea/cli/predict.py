@@ -17,6 +17,7 @@ from cea.cli._common import (
     info,
     set_mode,
     show_progress,
+    warn,
 )
 
 
@@ -65,6 +66,8 @@ def predict(
     mode = set_mode(json_out, quiet)
     if output.resolve() == input_file.resolve():
         raise UsageError("--output must not be the input file")
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder", hint="give the path of a file")
     good, bad = read_inputs(input_file)
     for b in bad:
         err_console.print(
@@ -93,6 +96,18 @@ def predict(
     finally:
         if progress is not None:
             progress.stop()
+    cut = summary["truncated"]
+    if cut:
+        ch = lm.meta.get("chunking", {})
+        reach = (
+            f"{ch.get('max_chunks')} windows of {lm.meta.get('max_length')} tokens"
+            if ch.get("enabled")
+            else f"{lm.meta.get('max_length')} tokens"
+        )
+        warn(
+            f"{len(cut)} text(s) longer than the model reads ({reach}): only their first part "
+            f'was scored (first id: {cut[0]}; marked "truncated": true in {output})'
+        )
     summary |= {
         "bad_lines": bad,
         "model": model,

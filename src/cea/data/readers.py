@@ -346,6 +346,22 @@ def _split_labels(raw: object) -> list[str] | None:
     return None
 
 
+def _invalid_unicode(rec: object) -> str | None:
+    """The name of a field whose string (or list of strings) cannot be encoded as UTF-8 (a
+    lone surrogate from a JSON escape); None when every field is valid text."""
+    if not isinstance(rec, dict):
+        return None
+    for key, value in rec.items():
+        items = value if isinstance(value, list) else [value]
+        for item in [key, *items]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return str(key).encode("utf-8", "backslashreplace").decode("ascii")
+    return None
+
+
 def read_generic(
     path: str | Path,
     criteria: tuple[str, ...],
@@ -362,7 +378,9 @@ def read_generic(
         if file.suffix.lower() == ".csv":
             records = [(r, dict(rec)) for r, rec in _csv_rows(text, ("id", "text", "labels"), col)]
         else:
-            for lineno, line in enumerate(text.splitlines(), start=1):
+            # lines end at "\n" only (JSON Lines): U+2028, U+2029 and U+0085 are valid
+            # characters inside a text, not line breaks (str.splitlines would split there)
+            for lineno, line in enumerate(text.split("\n"), start=1):
                 if not line.strip():
                     continue
                 try:
@@ -373,6 +391,25 @@ def read_generic(
                         f"not valid JSON ({exc.msg})",
                         severity="error",
                         row=lineno,
+                    )
+                    continue
+                except RecursionError:
+                    col.add(
+                        "malformed_line",
+                        "JSON nested too deeply to read",
+                        severity="error",
+                        row=lineno,
+                    )
+                    continue
+                bad_field = _invalid_unicode(rec)
+                if bad_field is not None:
+                    col.add(
+                        "bad_encoding",
+                        f"field {bad_field!r} holds a lone surrogate (a \\ud800-\\udfff "
+                        "escape without its pair): not valid Unicode",
+                        severity="error",
+                        row=lineno,
+                        column=bad_field,
                     )
                     continue
                 if not isinstance(rec, dict):
@@ -517,6 +554,13 @@ def ensure_usable(result: LoadResult, *, strict: bool) -> None:
         raise DataError(
             f"{result.dataset.source}: no usable posts",
             hint="the file is empty or every row was refused; see `cea data validate`",
+        )
+    annotations = result.dataset.annotations
+    if annotations and not any(a.status == 1 for a in annotations):
+        raise DataError(
+            f"{result.dataset.source}: all {len(annotations)} annotations have status 0 "
+            "(clinician-marked absence): no criterion is met in any post, nothing to learn",
+            hint="check the status column (1 = evidence, 0 = absence) of the annotations file",
         )
     if not result.dataset.annotations and not any(p.labels for p in result.dataset.posts):
         dropped = sum(1 for i in result.issues if "label" in i.code.lower())

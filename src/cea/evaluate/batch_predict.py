@@ -25,11 +25,14 @@ class Prediction:
     probs: dict[str, float]
     decisions: dict[str, bool]
     evidence: dict[str, list[dict[str, Any]]] | None = field(default=None)
+    truncated: bool = False  # longer than the model reads: only its first part was scored
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "probs": self.probs, "decisions": self.decisions}
         if self.evidence is not None:
             out["evidence"] = self.evidence
+        if self.truncated:
+            out["truncated"] = True
         return out
 
 
@@ -43,7 +46,9 @@ def predict_texts(
 ) -> list[Prediction]:
     """Score `texts` with a post-level model (and an evidence model, if given)."""
     ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
-    probs = score_posts(lm, list(texts))
+    cut: list[int] = []
+    probs = score_posts(lm, list(texts), truncated=cut)
+    partly = set(cut)
     found = top_evidence_batch(evidence, list(texts), top_k) if evidence is not None else None
     out = []
     for j, (rid, row) in enumerate(zip(ids, probs, strict=True)):
@@ -57,6 +62,7 @@ def predict_texts(
                     for lab, p, t in zip(lm.labels, shown, lm.thresholds, strict=True)
                 },
                 found[j] if found is not None else None,
+                j in partly,
             )
         )
     return out
@@ -73,7 +79,10 @@ def read_inputs(path: Path) -> tuple[list[tuple[int, str, str]], list[dict[str, 
     except OSError as exc:
         raise DataError(f"cannot read {path} ({exc.strerror})") from exc
     seen: set[str] = set()
-    for lineno, line in enumerate(raw.splitlines(), start=1):
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 BOM (as `cea data validate` allows)
+        raw = raw[3:]
+    # lines end at "\n" only (JSON Lines), as the dataset reader reads them
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -81,6 +90,15 @@ def read_inputs(path: Path) -> tuple[list[tuple[int, str, str]], list[dict[str, 
         except (UnicodeDecodeError, ValueError):
             bad.append({"line": lineno, "reason": "not valid UTF-8 JSON"})
             continue
+        except RecursionError:
+            bad.append({"line": lineno, "reason": "JSON nested too deeply to read"})
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("text"), str):
+            try:
+                rec["text"].encode("utf-8")
+            except UnicodeEncodeError:
+                bad.append({"line": lineno, "reason": "text holds a lone surrogate (not Unicode)"})
+                continue
         if (
             not isinstance(rec, dict)
             or not isinstance(rec.get("text"), str)
@@ -109,6 +127,7 @@ def predict_file(
 ) -> dict[str, Any]:
     """Score the read lines `batch` texts at a time into `output` (JSONL, atomic); timings."""
     started = time.perf_counter()
+    truncated: list[str] = []
     with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for start in range(0, len(good), batch):
             part = good[start : start + batch]
@@ -118,6 +137,8 @@ def predict_file(
             )  # fmt: skip
             for p in preds:
                 fh.write(json.dumps(p.to_dict()) + "\n")
+                if p.truncated:
+                    truncated.append(p.id)
             if on_batch is not None:
                 on_batch(len(part))
     seconds = time.perf_counter() - started
@@ -127,4 +148,5 @@ def predict_file(
         "device": str(lm.device),
         "seconds": round(seconds, 3),
         "posts_per_s": round(len(good) / max(seconds, 1e-9), 2),
+        "truncated": truncated,  # ids of texts longer than the model reads
     }

@@ -23,8 +23,15 @@ __all__ = [
 ]
 
 
-def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int | None = None) -> Any:
-    """Featurize and score examples the way the run was trained (chunking / pair encoding)."""
+def predict_examples(
+    lm: LoadedModel,
+    exs: list[Any],
+    batch_size: int | None = None,
+    truncated: list[int] | None = None,
+) -> Any:
+    """Featurize and score examples the way the run was trained (chunking / pair encoding).
+    `truncated` (if given) receives the indices of the examples longer than the model reads
+    (max_length, times max_chunks windows when chunking): only their first part is scored."""
     from cea.model.features import featurize
     from cea.model.inference import predict
 
@@ -39,6 +46,8 @@ def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int | None = N
         stride=int(ch["stride"]),
         max_chunks=int(ch["max_chunks"]),
     )
+    if truncated is not None:
+        truncated.extend(feats.truncated_index)
     return predict(
         lm.model,
         feats,
@@ -51,15 +60,21 @@ def predict_examples(lm: LoadedModel, exs: list[Any], batch_size: int | None = N
     )
 
 
-def score_posts(lm: LoadedModel, texts: list[str], batch_size: int | None = None) -> np.ndarray:
-    """(n_texts, n_labels) probabilities from a post-level model (chunks aggregated)."""
+def score_posts(
+    lm: LoadedModel,
+    texts: list[str],
+    batch_size: int | None = None,
+    truncated: list[int] | None = None,
+) -> np.ndarray:
+    """(n_texts, n_labels) probabilities from a post-level model (chunks aggregated);
+    `truncated` receives the indices of texts only partly read (see `predict_examples`)."""
     from cea.data.examples import Example
 
     if lm.sentence_level:
         raise UsageError("this is a sentence-level model; give it as the evidence model")
     zeros = tuple(0.0 for _ in lm.labels)
     exs = [Example(str(i), str(i), str(i), t, zeros) for i, t in enumerate(texts)]
-    return np.asarray(predict_examples(lm, exs, batch_size).example_prob)
+    return np.asarray(predict_examples(lm, exs, batch_size, truncated).example_prob)
 
 
 def score_sentences(lm: LoadedModel, sentences: list[str]) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ class Features:
     n_examples: int
     truncated_examples: int  # examples whose text did not fit (after chunking, if enabled)
     chunked_examples: int  # examples split into more than one chunk
+    truncated_index: list[int] = field(default_factory=list)  # which examples did not fit
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -58,6 +59,7 @@ def featurize(
     targets: list[tuple[float, ...]] = []
     crit: list[int] = []
     truncated = chunked = 0
+    cut: list[int] = []
     batch = 256
     label_pos = {lab: i for i, lab in enumerate(labels)}
     for start in range(0, len(examples), batch):
@@ -78,7 +80,9 @@ def featurize(
                 ex_index.append(start + j)
                 targets.append(e.labels)
                 crit.append(label_pos[e.criterion or ""])
-                truncated += int(len(full["input_ids"][j]) > max_length)
+                if len(full["input_ids"][j]) > max_length:
+                    truncated += 1
+                    cut.append(start + j)
             continue
         texts = [e.text for e in part]
         if chunking:
@@ -95,6 +99,7 @@ def featurize(
             mapping = list(range(len(texts)))
             lengths = tokenizer(texts, truncation=False)["input_ids"]
             truncated += sum(1 for x in lengths if len(x) > max_length)
+            cut.extend(start + j for j, x in enumerate(lengths) if len(x) > max_length)
         per_example: dict[int, int] = {}
         for row, j in enumerate(mapping):
             per_example[j] = per_example.get(j, 0) + 1
@@ -108,6 +113,7 @@ def featurize(
         if chunking:
             chunked += sum(1 for n in per_example.values() if n > 1)
             truncated += sum(1 for n in per_example.values() if n > max_chunks)
+            cut.extend(start + j for j, n in sorted(per_example.items()) if n > max_chunks)
     has_types = bool(types) and all(types)
     return Features(
         input_ids=ids,
@@ -118,6 +124,7 @@ def featurize(
         n_examples=len(examples),
         truncated_examples=truncated,
         chunked_examples=chunked,
+        truncated_index=cut,
     )
 
 

@@ -80,6 +80,41 @@ def _client(uri: str, *, create: bool = True) -> Any:
     return client
 
 
+def _check_existing_store(db: Path) -> None:
+    """For a read-only command: the sqlite file must already be an MLflow store. Opening an
+    empty (0-byte, e.g. left by a full disk) or half-created file with MLflow would create or
+    migrate its schema, which a read must never do."""
+    import sqlite3
+
+    from cea.errors import IntegrityError
+
+    try:
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {
+                row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:  # "file is not a database", a damaged header
+        raise IntegrityError(
+            f"{db}: not a readable SQLite tracking store ({exc})",
+            hint="restore it from a backup, or give --tracking-uri for another store",
+        ) from exc
+    if not tables:
+        raise MissingResourceError(
+            f"{db}: an empty tracking store ({db.stat().st_size} bytes, no tables); "
+            "a read-only command does not create one",
+            hint="delete the empty file (it holds no runs), or give --tracking-uri",
+        )
+    if not {"alembic_version", "experiments", "runs"} <= tables:
+        raise IntegrityError(
+            f"{db}: a half-created tracking store ({len(tables)} tables, no complete "
+            "schema); a read-only command does not migrate it",
+            hint="it was left by an interrupted first write (a full disk?): move it away",
+        )
+
+
 def _wrap(action: str, exc: Exception) -> RuntimeFailure:
     return RuntimeFailure(
         f"tracking: {action} failed ({exc.__class__.__name__}: {redact_text(str(exc))[:200]})",
