@@ -527,3 +527,30 @@ def test_a_reading_that_stops_on_an_unmodelled_shape_is_incomplete() -> None:
     )
     report = analyze_pickle(stream)
     assert any("does not model" in t for t in report.incomplete), report
+
+
+def test_the_archive_is_also_read_by_torchs_own_zip_reader(tmp_path: Path) -> None:
+    """Two members named data.pkl: zipfile's read() takes the last, torch's reader (miniz)
+    the first — the one torch.load runs. Both are scanned and the difference is a finding."""
+    import io
+    import warnings
+    import zipfile
+
+    import torch
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (zipfile warns about the duplicate name)
+        zf.writestr("archive/data.pkl", _OS_SYSTEM)
+        zf.writestr("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2))
+        zf.writestr("archive/version", b"3\n")
+    f = tmp_path / "dup.pt"
+    f.write_bytes(buf.getvalue())
+    reader = torch._C.PyTorchFileReader(io.BytesIO(f.read_bytes()))
+    assert reader.get_record("data.pkl") == _OS_SYSTEM  # what torch.load would run
+    res = scan_file(f)
+    ids = {x.id for x in res.findings}
+    assert {"ZIP-PARSER-DIFFERENCE", "PICKLE-GLOBAL"} <= ids, res
+    plain = tmp_path / "plain.pt"
+    torch.save({"w": torch.zeros(3)}, plain)
+    assert scan_file(plain).findings == ()

@@ -986,6 +986,7 @@ class _Scanner:
         elif names and all(n.endswith(".npy") for n in names):
             fmt = "npz"
         covered: list[tuple[int, int]] = []
+        seen: dict[str, int] = {}  # record name (below the archive folder) -> CRC of the bytes
         for info in infos:
             if info.is_dir():
                 continue
@@ -1006,10 +1007,50 @@ class _Scanner:
             content = self._zip_member(data, zf, info, mwhere, fmt)
             if content is None:
                 continue
+            seen[info.filename.split("/", 1)[-1]] = zlib.crc32(content)
             raw = fmt in ("torch-zip", "torchscript") and _is_torch_storage(info.filename)
             self.blob(content, mwhere, info.filename, depth + 1, raw=raw)
         self._hidden_members(data, covered, where, fmt, depth, broken=zf is None)
+        if data[:4] == b"PK\x03\x04" and (b"data.pkl" in data or b"constants.pkl" in data):
+            self._torch_records(data, where, seen, depth)
         return fmt
+
+    def _torch_records(self, data: bytes, where: str, seen: dict[str, int], depth: int) -> None:
+        """The archive as torch.load reads it: torch's own zip reader (miniz), whose central
+        directory can differ from Python's zipfile. Every record it sees that zipfile did not
+        see with the same bytes is a finding and is scanned (tensor storages excepted)."""
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return
+        try:
+            reader = torch._C.PyTorchFileReader(io.BytesIO(data))
+            records = list(reader.get_all_records())
+        except Exception:  # torch cannot open it: torch.load stops there
+            return
+        for record in records:
+            if _is_torch_storage(f"x/{record}"):
+                continue
+            if not self.one_more_member():
+                return
+            try:
+                content = bytes(reader.get_record(record))
+            except Exception as exc:  # torch fails on it too: nothing read, but say so
+                self.incomplete.append(f"{where}!{record}: torch's reader fails ({exc})"[:200])
+                continue
+            if seen.get(record) == zlib.crc32(content):
+                continue
+            rwhere = f"{where}!torch:{record}"
+            self.find(
+                rwhere,
+                "torch-zip",
+                "ZIP-PARSER-DIFFERENCE",
+                "torch's zip reader sees this record "
+                + ("with other bytes than zipfile" if record in seen else "where zipfile does not"),
+                "medium",
+            )
+            self.expanded += len(content)
+            self.blob(content, rwhere, record, depth + 1)
 
     def _zip_member(
         self, data: bytes, zf: zipfile.ZipFile | None, info: zipfile.ZipInfo, where: str, fmt: str
