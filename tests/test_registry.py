@@ -199,6 +199,15 @@ def test_model_card(cli, tracked_run: Path, tmp_path: Path) -> None:
     assert "`forcard`" in out.read_text()
 
 
+def test_quiet_model_card(cli, tracked_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "quiet.md"
+    res = cli("runs", "card", str(tracked_run), "-o", str(out), "--quiet")
+    assert res.exit_code == 0 and res.stdout == ""  # written, nothing said
+    assert "not a diagnostic device" in out.read_text()
+    res = cli("runs", "card", str(tracked_run), "-q")  # no -o: the card is the result
+    assert res.stdout == out.read_text()
+
+
 def test_evidence_recall_at_k() -> None:
     keys = [("p1", "A")] * 4 + [("p2", "A")] * 3 + [("p3", "A")] * 2
     target = np.array([1, 0, 0, 1, 0, 0, 0, 0, 1], dtype=float)
@@ -260,3 +269,193 @@ def test_gate_on_lower_without_an_interval_and_a_run_without_test_split_are_refu
     code, _, err = _register(cli, no_test, store, "--name", "g", "--alias", "champion",
                              "--set", "registry.gate_min=0")  # fmt: skip
     assert code == 1 and "no test split" in err
+
+
+# ---- issue #30: models:/ against a real tracking server ---------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` (sqlite backend, served artifacts) on 127.0.0.1, one per module."""
+    import time
+    import urllib.request
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    exe = Path(sys.executable).with_name("mlflow")
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "mlflow"]
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen(
+        [*cmd, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+         "--artifacts-destination", str(root / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, cwd=root,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.skip(f"mlflow server exited ({proc.returncode}): see {root / 'server.log'}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.skip("mlflow server did not answer /health within 60 s")
+            time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def served_run(mlflow_server: str, tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A tiny run trained with `--tracking-uri http://...` in experiment `served`, and what its
+    `cea train --json` printed."""
+    import contextlib
+    import io
+
+    from cea.cli import main
+
+    work = tmp_path_factory.mktemp("served")
+    old = Path.cwd()
+    os.chdir(work)
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exc:
+            main(
+                ["train", "--config", "tiny", "--backbone", str(tiny_backbone), "--run-name",
+                 "srv", "--json", "--tracking-uri", mlflow_server, "--experiment", "served",
+                 "train.epochs=1", "tracking.system_metrics=false"]
+            )  # fmt: skip
+    finally:
+        os.chdir(old)
+    assert exc.value.code == 0
+    return work / "runs" / "srv", json.loads(out.getvalue())
+
+
+def _cea(cwd: Path, *args: str, env_uri: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`cea ARGS` in a fresh process (no MLflow state shared with this one) in `cwd`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    if env_uri is not None:
+        env["MLFLOW_TRACKING_URI"] = env_uri
+    return subprocess.run(
+        [sys.executable, "-m", "cea", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.service
+def test_train_json_names_its_mlflow_run_on_the_server(mlflow_server: str, served_run) -> None:
+    from mlflow.tracking import MlflowClient
+
+    run_dir, summary = served_run
+    recorded = json.loads((run_dir / "tracking.json").read_text())
+    assert summary["mlflow_run_id"] == recorded["run_id"]
+    assert summary["tracking"] == recorded
+    run = MlflowClient(mlflow_server).get_run(summary["mlflow_run_id"])
+    assert run.data.tags["cea.run_name"] == "srv"
+    assert run.data.metrics["test/macro_f1"] == pytest.approx(
+        summary["metrics"]["test"]["macro_f1"]
+    )
+
+
+@pytest.mark.service
+def test_runs_show_finds_a_run_in_any_experiment(
+    cli, mlflow_server: str, served_run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, summary = served_run
+    run_id = summary["mlflow_run_id"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # MLflow's variable, no flag
+    res = cli("runs", "list", "--experiment", "served", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert [r["run_id"] for r in json.loads(res.stdout)["runs"]] == [run_id]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    res = cli("runs", "show", run_id[:10], "--tracking-uri", mlflow_server, "--json")
+    assert res.exit_code == 0, res.stderr  # no --experiment: the run is in "served", not "cea"
+    shown = json.loads(res.stdout)
+    assert shown["run_id"] == run_id and shown["name"] == "srv"
+    assert shown["params"]["tracking.experiment"] == "served"
+    res = cli("runs", "show", run_id, "--tracking-uri", mlflow_server, "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["run_id"] == run_id
+    res = cli("runs", "show", run_id[:10], "--tracking-uri", mlflow_server, "--experiment", "cea")
+    assert res.exit_code == 4  # told where to look, it looks only there
+
+
+@pytest.mark.service
+def test_predict_and_eval_of_models_uri_on_a_tracking_server(
+    cli, mlflow_server: str, served_run, tmp_path: Path
+) -> None:
+    run_dir, _ = served_run
+    reg = _cea(run_dir.parent.parent, "register-model", str(run_dir), "--name", "dsm5-criteria",
+               "--alias", "candidate", "--tracking-uri", mlflow_server, "--json")  # fmt: skip
+    assert reg.returncode == 0, reg.stderr[-2000:]
+    assert json.loads(reg.stdout)["load_with"] == "models:/dsm5-criteria@candidate"
+    inp = _inputs(tmp_path)
+    expected = tmp_path / "expected.jsonl"
+    assert cli("predict", str(run_dir), "-i", str(inp), "-o", str(expected), "-q").exit_code == 0
+    res = cli("eval", str(run_dir), "--name", "local", "--n-boot", "200", "--no-track", "--json")
+    assert res.exit_code == 0, res.stderr
+    local = json.loads(res.stdout)
+
+    # --tracking-uri, from an empty folder: found on the server; no mlflow.db appears
+    flag_dir = tmp_path / "flag"
+    flag_dir.mkdir()
+    out = tmp_path / "flag.jsonl"
+    proc = _cea(flag_dir, "predict", "models:/dsm5-criteria@candidate", "-i", str(inp),
+                "-o", str(out), "--tracking-uri", mlflow_server)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.testing.assert_allclose(_probs(out), _probs(expected), atol=1e-6)
+    assert not (flag_dir / "mlflow.db").exists()
+    proc = _cea(flag_dir, "eval", "models:/dsm5-criteria@candidate", "--json", "--n-boot",
+                "200", "--tracking-uri", mlflow_server)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["metrics"]["macro_f1"] == local["metrics"]["macro_f1"]
+    assert report["intervals"]["macro_f1"] == local["intervals"]["macro_f1"]
+    assert {p.name for p in flag_dir.iterdir()} == {"eval"}  # the evaluation, no store
+
+    # MLFLOW_TRACKING_URI instead of the flag: the same model, alias and version forms
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    out = tmp_path / "env.jsonl"
+    proc = _cea(env_dir, "predict", "models:/dsm5-criteria/1", "-i", str(inp), "-o", str(out),
+                env_uri=mlflow_server)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.testing.assert_allclose(_probs(out), _probs(expected), atol=1e-6)
+    proc = _cea(env_dir, "eval", "models:/dsm5-criteria@candidate", "--n-boot", "200",
+                env_uri=mlflow_server)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m, ci = local["metrics"], local["intervals"]
+    assert (
+        f"macro-F1 {m['macro_f1']:.3f} [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}]"
+        in proc.stdout
+    )
+    # human output to a pipe is not cut at 80 columns: whole criterion names in the table
+    assert "DEPRESSED_MOOD" in proc.stdout and "SUICIDAL_THOUGHTS" in proc.stdout
+    assert not (env_dir / "mlflow.db").exists()
+
+    # neither: the local default store, which is not there; a read creates none
+    none_dir = tmp_path / "none"
+    none_dir.mkdir()
+    proc = _cea(none_dir, "predict", "models:/dsm5-criteria@candidate", "-i", str(inp),
+                "-o", str(tmp_path / "none.jsonl"))  # fmt: skip
+    assert proc.returncode == 4
+    assert "no tracking store" in proc.stderr and "MLFLOW_TRACKING_URI" in proc.stderr
+    assert list(none_dir.iterdir()) == []

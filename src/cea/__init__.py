@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 from cea._version import __version__
 
 __all__ = [
+    "AuditReport",
+    "BenchResult",
     "CeaError",
     "Comparison",
     "EvalReport",
+    "Prediction",
+    "Registration",
     "RunResult",
     "StudySummary",
     "__version__",
@@ -56,6 +60,23 @@ class _CallablePackage(types.ModuleType):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._api_function()(*args, **kwargs)
+
+    # what help() and pydoc show: the function first, then the package
+    @property
+    def __doc__(self) -> str:
+        import inspect
+
+        fn = self._api_function()
+        package_doc = self.__dict__.get("__doc__") or ""
+        return (
+            f"{self.__name__}{inspect.signature(fn)}\n\n{inspect.getdoc(fn) or ''}\n\n"
+            f"Calling `{self.__name__}(...)` calls `cea.api.{fn.__name__}`. The package: "
+            f"{package_doc.strip()}"
+        )
+
+    @__doc__.setter
+    def __doc__(self, value: str | None) -> None:
+        self.__dict__["__doc__"] = value
 
     @property
     def __signature__(self) -> inspect.Signature:  # what inspect.signature and IDEs read

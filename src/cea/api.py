@@ -40,10 +40,14 @@ if TYPE_CHECKING:
     from cea.tracking.registry import Registration
 
 __all__ = [
+    "AuditReport",
+    "BenchResult",
     "CeaError",
     "Comparison",
     "EvalReport",
     "Observer",
+    "Prediction",
+    "Registration",
     "RunResult",
     "StudySummary",
     "audit",
@@ -62,6 +66,26 @@ __all__ = [
 ]
 
 Observer = Callable[[str, dict[str, Any]], None] | ProgressSink
+
+# result types defined next to the code that makes them, imported on first use (Prediction's
+# module imports torch): `from cea.api import Prediction` works, `import cea.api` stays light
+_RESULT_TYPES = {
+    "AuditReport": "cea.audit.model",
+    "Prediction": "cea.evaluate.batch_predict",
+    "Registration": "cea.tracking.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RESULT_TYPES:
+        import importlib
+
+        return getattr(importlib.import_module(_RESULT_TYPES[name]), name)
+    raise AttributeError(f"module 'cea.api' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_RESULT_TYPES})
 
 
 class _CallbackSink(NullProgress):
@@ -107,6 +131,13 @@ class RunResult:
     run_dir: Path
     meta: dict[str, Any]
     tracking_warnings: tuple[str, ...] = ()
+    # the MLflow run it was logged to: {"run_id", "experiment", "uri"} ({} when untracked)
+    tracking: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        """The MLflow run this training was logged to (None: not tracked)."""
+        return self.tracking.get("run_id")
 
     @property
     def final_split(self) -> str:
@@ -141,6 +172,8 @@ class RunResult:
             "epochs_run": m["epochs_run"],
             "truncation": m["truncation"],
             "train_samples_per_s": m["train_samples_per_s"],
+            "mlflow_run_id": self.mlflow_run_id,
+            "tracking": self.tracking or None,
         }
 
 
@@ -166,7 +199,7 @@ def train(
     Under torchrun every rank calls this; rank 0 writes and returns the result."""
     from cea.errors import Interrupted
     from cea.progress import FanOut
-    from cea.run_folder import new_run_dir, read_run_config
+    from cea.run_folder import new_run_dir, read_run_config, recorded_tracking
     from cea.tracking.base import BestEffortTracker, NullTracker
     from cea.tracking.targets import end_tracking, open_tracker
     from cea.train.dist import dist_from_env, leave, same_on_all_ranks
@@ -213,7 +246,9 @@ def train(
             f"record is incomplete (first: {redact_text(failures[0])[:160]})"
         )
     leave(dist)
-    return RunResult(summary.run_dir, summary.meta, tuple(warnings))
+    return RunResult(
+        summary.run_dir, summary.meta, tuple(warnings), recorded_tracking(summary.run_dir)
+    )
 
 
 def _note(message: str | None, progress: ProgressSink) -> None:

@@ -66,7 +66,10 @@ def eval_command(
     tracking_uri: Annotated[
         str | None,
         typer.Option(
-            "--tracking-uri", help="Registry for models:/ sources (default: sqlite here)."
+            "--tracking-uri",
+            envvar="MLFLOW_TRACKING_URI",
+            help="Registry for models:/ sources (default: $MLFLOW_TRACKING_URI, else the "
+            "sqlite mlflow.db here; never created by a read).",
         ),
     ] = None,
     no_track: Annotated[

@@ -41,18 +41,7 @@ def register_model(
     reg = api.register(
         run_dir, name, alias, config=config, overrides=sets or [], tracking_uri=tracking_uri
     )
-    out = {
-        "name": reg.name,
-        "version": reg.version,
-        "alias": reg.alias,
-        "model_uri": reg.model_uri,
-        "run_id": reg.run_id,
-        "tags": reg.tags,
-        "reused": reg.reused,
-        "load_with": f"models:/{reg.name}@{reg.alias}"
-        if reg.alias
-        else f"models:/{reg.name}/{reg.version}",
-    }
+    out = reg.to_dict()
     if mode.json:
         emit_json(out)
     else:

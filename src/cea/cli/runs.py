@@ -16,18 +16,27 @@ app = typer.Typer(
 
 UriOpt = Annotated[
     str | None,
-    typer.Option("--tracking-uri", help="MLflow tracking URI (default: sqlite mlflow.db here)."),
+    typer.Option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the sqlite mlflow.db here).",
+    ),
 ]
 ExpOpt = Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")]
 
 
-def _client_and_experiment(uri: str | None, experiment: str) -> tuple[Any, Any]:
-    from cea.errors import MissingResourceError
+def _read_client(uri: str | None) -> Any:
     from cea.tracking.mlflow_tracker import _client
     from cea.tracking.targets import resolve_target
 
-    target = resolve_target(uri, None, experiment)
-    client = _client(target.uri, create=False)  # read-only: never creates a store
+    target = resolve_target(uri or None, None, "cea")
+    return _client(target.uri, create=False)  # read-only: never creates a store
+
+
+def _client_and_experiment(uri: str | None, experiment: str) -> tuple[Any, Any]:
+    from cea.errors import MissingResourceError
+
+    client = _read_client(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise MissingResourceError(
@@ -93,35 +102,59 @@ def list_runs(
     console.print(table)
 
 
+def _find_run(uri: str | None, run_id: str, experiment: str | None) -> Any:
+    """The one run whose id is `run_id` or starts with it, in `experiment` or in any."""
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
+    from cea.errors import MissingResourceError, UsageError
+
+    if experiment is not None:
+        client, exp = _client_and_experiment(uri, experiment)
+        ids = [exp.experiment_id]
+    else:
+        client = _read_client(uri)
+        try:  # a whole run id: one lookup, wherever it is
+            return client.get_run(run_id)
+        except MlflowException:
+            pass
+        ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    where = f"experiment {experiment!r}" if experiment is not None else "any experiment"
+    matches = []
+    for i in range(0, len(ids), 100):  # a bounded number of experiments per request
+        matches += [
+            r
+            for r in client.search_runs(
+                ids[i : i + 100], run_view_type=ViewType.ALL, max_results=50_000
+            )
+            if r.info.run_id.startswith(run_id)
+        ]
+    if not matches:
+        raise MissingResourceError(f"no run {run_id!r} in {where}", hint="see `cea runs list`")
+    if len(matches) != 1:
+        raise UsageError(
+            f"{len(matches)} runs in {where} match {run_id!r}", hint="give more of the id"
+        )
+    return matches[0]
+
+
 @app.command("show")
 def show_run(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     tracking_uri: UriOpt = None,
-    experiment: ExpOpt = "cea",
+    experiment: Annotated[
+        str | None,
+        typer.Option("--experiment", help="Look only in this experiment (default: all)."),
+    ] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Params, final metrics and tags of one run."""
-    from cea.errors import UsageError
-
+    """Params, final metrics and tags of one run (searched in every experiment)."""
     mode = set_mode(json_out, quiet)
-    client, exp = _client_and_experiment(tracking_uri, experiment)
-    matches = [
-        r
-        for r in client.search_runs([exp.experiment_id], max_results=10_000)
-        if r.info.run_id.startswith(run_id)
-    ]
-    if not matches:
-        from cea.errors import MissingResourceError
-
-        raise MissingResourceError(
-            f"no run {run_id!r} in {experiment!r}", hint="see `cea runs list`"
-        )
-    if len(matches) != 1:
-        raise UsageError(f"{len(matches)} runs match {run_id!r}", hint="see `cea runs list`")
-    run = matches[0]
+    run = _find_run(tracking_uri, run_id, experiment)
     data = {
         **_summary(run),
+        "experiment_id": run.info.experiment_id,
         "params": dict(run.data.params),
         "metrics": dict(run.data.metrics),
         "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},

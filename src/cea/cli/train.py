@@ -181,6 +181,7 @@ def train(
     human().print(
         f"macro-F1 {final['macro_f1']:.3f}, micro-F1 {final['micro_f1']:.3f} on {meta['final_split']} "
         f"(best epoch {meta['best_epoch']} of {meta['epochs_run']}); model in {result.run_dir}"
+        + (f"; MLflow run {result.mlflow_run_id}" if result.mlflow_run_id else "")
     )
     if base is not None:
         from cea.cli.eval import print_baseline

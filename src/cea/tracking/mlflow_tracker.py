@@ -68,7 +68,7 @@ def _client(uri: str, *, create: bool = True) -> Any:
     if not db.is_file() and not create:
         raise MissingResourceError(
             f"no tracking store at {db}",
-            hint="run this where you trained, or give --tracking-uri",
+            hint="run this where you trained, or give --tracking-uri (or MLFLOW_TRACKING_URI)",
         )
     import fcntl
 

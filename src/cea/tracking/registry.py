@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,10 @@ class GateMetric:
 
 @dataclass
 class Registration:
+    """A registered model version (`cea register-model`): its name, version, alias, the logged
+    model's URI, the MLflow run it was logged to and its tags; `load_with` is the `models:/`
+    URI that `cea predict` / `cea eval` / `mlflow.pyfunc.load_model` take."""
+
     name: str
     version: str
     alias: str | None
@@ -46,6 +52,24 @@ class Registration:
     run_id: str
     tags: dict[str, str] = field(default_factory=dict)
     reused: bool = False  # an existing version had these very weights
+
+    @property
+    def load_with(self) -> str:
+        suffix = f"@{self.alias}" if self.alias else f"/{self.version}"
+        return f"models:/{self.name}{suffix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `cea register-model --json` prints."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "model_uri": self.model_uri,
+            "run_id": self.run_id,
+            "tags": self.tags,
+            "reused": self.reused,
+            "load_with": self.load_with,
+        }
 
 
 def _version_with_weights(client: Any, name: str, weights_sha: str) -> Any:
@@ -165,11 +189,10 @@ def register_run(
     work_dir: Path,
 ) -> Registration:
     """Verify, gate, log (models from code) and register; returns the new version."""
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     from cea.run_folder import verify_run_folder
-    from cea.tracking.mlflow_tracker import _client, experiment_id
+    from cea.tracking.mlflow_tracker import _client
 
     meta = verify_run_folder(run_dir)
     weights_sha = sha256_file(run_dir / WEIGHTS_FILE)
@@ -224,35 +247,88 @@ def register_run(
     }
     if metric.value is not None:
         tags[f"cea.eval.{metric.name}"] = f"{metric.value:.6f}"
-    mlflow.set_tracking_uri(target.uri)
-    mlflow.set_registry_uri(target.uri)
     try:
-        run_kwargs: dict[str, Any] = (
-            {"run_id": training_run_id}
-            if training_run_id
-            else {
-                "experiment_id": experiment_id(client, target),
-                "run_name": f"register-{run_dir.name}",
-            }
-        )
-        with warnings.catch_warnings(), mlflow.start_run(**run_kwargs) as run:
-            # MLflow nags about type hints and input examples: the signature is explicit
-            warnings.simplefilter("ignore", UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_NAME,
-                python_model=str(LOADER),
-                artifacts={RUN_ARTIFACT: str(stage)},
-                pip_requirements=_pip_requirements(),
-                signature=_signature(meta["labels"]),
-                metadata={"cea": {"weights_sha256": weights_sha, "labels": meta["labels"]}},
-            )
-            run_id = run.info.run_id
-        version = mlflow.register_model(info.model_uri, name, tags=tags)
+        with _fluent_uris(target.uri):
+            info, run_id, version = _log_and_register(
+                run_dir, stage, name, tags, weights_sha, meta["labels"], client, target,
+                training_run_id,
+            )  # fmt: skip
         if alias is not None:
             client.set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:
         raise RuntimeFailure(f"registry: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
     return Registration(name, str(version.version), alias, info.model_uri, run_id, tags)
+
+
+@contextmanager
+def _fluent_uris(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (log_model, register_model) for `uri`, then MLflow's global
+    tracking/registry URIs and their environment variables as they were: `set_tracking_uri`
+    also sets MLFLOW_TRACKING_URI in this process, which would redirect every later command
+    (and a library user's own MLflow calls) to this store."""
+    import os
+
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved = (
+        getattr(tracking_utils, "_tracking_uri", None),
+        getattr(registry_utils, "_registry_uri", None),
+    )
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]  # None: its default
+        registry_utils._registry_uri = saved[1]
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _log_and_register(
+    run_dir: Path,
+    stage: Path,
+    name: str,
+    tags: dict[str, str],
+    weights_sha: str,
+    labels: list[str],
+    client: Any,
+    target: Any,
+    training_run_id: str | None,
+) -> tuple[Any, str, Any]:
+    """Log the model from code into the training run (or a new run) and register it."""
+    import mlflow
+
+    from cea.tracking.mlflow_tracker import experiment_id
+
+    run_kwargs: dict[str, Any] = (
+        {"run_id": training_run_id}
+        if training_run_id
+        else {
+            "experiment_id": experiment_id(client, target),
+            "run_name": f"register-{run_dir.name}",
+        }
+    )
+    with warnings.catch_warnings(), mlflow.start_run(**run_kwargs) as run:
+        # MLflow nags about type hints and input examples: the signature is explicit
+        warnings.simplefilter("ignore", UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_NAME,
+            python_model=str(LOADER),
+            artifacts={RUN_ARTIFACT: str(stage)},
+            pip_requirements=_pip_requirements(),
+            signature=_signature(labels),
+            metadata={"cea": {"weights_sha256": weights_sha, "labels": labels}},
+        )
+        run_id = run.info.run_id
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    return info, run_id, version
 
 
 def _signature(labels: list[str]) -> Any:
@@ -300,12 +376,12 @@ def fetch_registered(source: str, target: Any, dest: Path) -> tuple[Path, dict[s
             if ref.isdigit()
             else client.get_model_version_by_alias(name, ref)
         )
+        # not `models:/...`: MLflow resolves that against its global registry URI (a sqlite
+        # mlflow.db in the working directory, created on the spot), whatever registry_uri says
+        source_uri = client.get_model_version_download_uri(name, mv.version)
         local = Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{mv.version}",
-                dst_path=str(dest),
-                tracking_uri=target.uri,
-                registry_uri=target.uri,
+                artifact_uri=source_uri, dst_path=str(dest), tracking_uri=target.uri
             )
         )
     except MlflowException as exc:

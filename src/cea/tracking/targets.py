@@ -39,7 +39,13 @@ def prepare_uri(uri: str | None) -> str | None:
 
 
 def resolve_target(uri: str | None, artifact_location: str | None, experiment: str) -> Any:
+    """The store `uri` names; without one MLflow's own MLFLOW_TRACKING_URI, as every MLflow
+    tool reads it; without that the sqlite `mlflow.db` in the working directory. (The CLI's
+    --tracking-uri and a config's tracking.uri come first: they are passed as `uri`.)"""
     from cea.tracking.mlflow_tracker import default_target
+
+    if not uri:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or None
 
     # MLflow prints "View run at ..." on stdout for server URIs: that would break --json
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
@@ -116,7 +122,7 @@ def resolve_model_source(
 
     if not source.startswith("models:/"):
         return Path(source), None
-    target = resolve_target(tracking_uri, None, "cea")
+    target = resolve_target(tracking_uri or None, None, "cea")
     return fetch_registered(source, target, work_dir)
 
 
