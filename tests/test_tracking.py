@@ -332,3 +332,80 @@ def test_no_nvml_means_no_gpu_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails: a CPU host
     sample = SystemMetrics(lambda m, i: None).sample()
     assert not [k for k in sample if "utilization" in k and "gpu" in k]
+
+
+# ---- issue #30: the progress bar tells the truth -----------------------------------------------
+
+
+class _AdvanceRecorder:
+    """A ProgressSink that keeps what the loop reports: every advance's fields, every event."""
+
+    def __init__(self) -> None:
+        self.advances: list[tuple[str, dict]] = []
+        self.events: list[tuple[str, dict]] = []
+
+    def start(self, task: str, total: int | None) -> None:
+        return None
+
+    def advance(self, task: str, n: int = 1, **fields) -> None:
+        self.advances.append((task, dict(fields)))
+
+    def event(self, kind: str, payload: dict) -> None:
+        self.events.append((kind, dict(payload)))
+
+    def finish(self, task: str) -> None:
+        return None
+
+
+def test_progress_shows_the_running_mean_loss_and_dashes_until_known(
+    workdir, tiny_backbone
+) -> None:
+    import math
+
+    import torch
+
+    from cea import api
+    from cea.cli.progress import RichProgress
+    from cea.train.loop import _Interval
+
+    rec = _AdvanceRecorder()
+    run = api.train(
+        "tiny",
+        [f"model.backbone={tiny_backbone}", "train.epochs=2", "train.log_every=1000",
+         "train.grad_accum=2"],
+        track=False,
+        observer=rec,
+    )  # fmt: skip
+    epochs = [p for k, p in rec.events if k == "epoch"]
+    assert len(epochs) == 2 == run.meta["epochs_run"]
+    for e in epochs:
+        shown = [f for t, f in rec.advances if t == f"epoch {e['epoch']}/2"]
+        assert len(shown) > 2  # more batches than one interval sync (log_every=1000)
+        # a number from the first batch on (no nan while the interval's loss is not synced)
+        assert all(f["loss"] is not None and math.isfinite(f["loss"]) for f in shown)
+        assert all(f["lr"] is not None and f["samples_per_s"] > 0 for f in shown)
+        # the running mean of the epoch's losses: at its end, the epoch's train loss
+        assert shown[-1]["loss"] == pytest.approx(e["train_loss"], abs=1e-5)
+    # the bar: "-" before the first step, never nan / 0.00e+00 / 0 samples/s
+    bar = RichProgress()
+    bar.start("epoch 1/2", 10)
+    column = bar.progress.columns[3]
+    task = bar.progress.tasks[0]
+    assert str(column.render(task)) == "loss -  lr -  - samples/s"
+    first = next(f for t, f in rec.advances if t == "epoch 1/2")
+    bar.advance("epoch 1/2", 1, **first)
+    text = str(column.render(task))
+    assert text == (
+        f"loss {first['loss']:.4f}  lr {first['lr']:.2e}  {first['samples_per_s']:.0f} samples/s"
+    )
+    assert "nan" not in text and "0.00e+00" not in text
+
+    # train/step_s: seconds per optimizer step, not the sum over the steps an event covers
+    acc = _Interval(torch.zeros(()), wait=0.5, step=2.0, steps=20, optimizer_steps=10)
+    assert acc.per_step() == (0.05, 0.2)
+    steps = [p for k, p in rec.events if k == "step"]
+    assert len(steps) == 2  # one sync per epoch here: at its end
+    for p, e in zip(steps, epochs, strict=True):
+        batches = len([t for t, _ in rec.advances if t == f"epoch {e['epoch']}/2"])
+        assert p["steps"] == batches and p["optimizer_steps"] == math.ceil(batches / 2)
+        assert p["step_s"] > 0 and p["data_wait_s"] >= 0

@@ -64,7 +64,11 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
             train_dataset=inputs.train_dataset)  # fmt: skip
         fit_s = time.perf_counter() - t
     step_events = [p for k, p in rec.events if k == "step"]
-    micro = [(p["steps"], p["data_wait_s"], p["step_s"]) for p in step_events]
+    # (micro-steps, wait, step) per event: its times are per optimizer step, so times their count
+    micro = [
+        (p["steps"], p["data_wait_s"] * p["optimizer_steps"], p["step_s"] * p["optimizer_steps"])
+        for p in step_events
+    ]
     skip = min(warmup, max(len(micro) - 1, 0))
     kept = micro[skip:] or micro
     n_micro = sum(m[0] for m in kept)

@@ -10,13 +10,37 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from cea.cli._common import err_console
 from cea.progress import NullProgress
+
+
+def _shown(value: Any, spec: str) -> str:
+    """A number as `spec`, or "-" while it is not known (never nan, never a made-up 0)."""
+    if value is None or not isinstance(value, int | float):
+        return "-"
+    return format(value, spec)
+
+
+def training_fields(fields: dict[str, Any]) -> str:
+    """`loss 0.6931  lr 2.00e-05  1234 samples/s`; "-" for what is not known yet. The loss is
+    the mean over the epoch's batches so far, the throughput the epoch's so far."""
+    return (
+        f"loss {_shown(fields.get('loss'), '.4f')}  lr {_shown(fields.get('lr'), '.2e')}  "
+        f"{_shown(fields.get('sps'), '.0f')} samples/s"
+    )
+
+
+class _TrainingFieldsColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(training_fields(task.fields))
 
 
 class RichProgress:
@@ -27,9 +51,7 @@ class RichProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn(
-                "loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[sps]:.0f} samples/s"
-            ),
+            _TrainingFieldsColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=err_console,
@@ -45,16 +67,16 @@ class RichProgress:
         self.progress.stop()
 
     def start(self, task: str, total: int | None) -> None:
-        self.tasks[task] = self.progress.add_task(task, total=total, loss=0.0, lr=0.0, sps=0.0)
+        self.tasks[task] = self.progress.add_task(task, total=total, loss=None, lr=None, sps=None)
 
     def advance(self, task: str, n: int = 1, **fields: Any) -> None:
         if task in self.tasks:
             self.progress.update(
                 self.tasks[task],
                 advance=n,
-                loss=fields.get("loss", 0.0),
-                lr=fields.get("lr", 0.0),
-                sps=fields.get("samples_per_s", 0.0),
+                loss=fields.get("loss"),
+                lr=fields.get("lr"),
+                sps=fields.get("samples_per_s"),
             )
 
     def event(self, kind: str, payload: dict[str, Any]) -> None:

@@ -84,12 +84,17 @@ class _Interval:
     rows: int = 0
     wait: float = 0.0
     step: float = 0.0
-    steps: int = 0
-    last: float = math.nan  # the loss at the last sync (what progress shows)
+    steps: int = 0  # micro-steps (batches)
+    optimizer_steps: int = 0
 
-    def reset(self, last: float) -> None:
+    def reset(self) -> None:
         self.loss = torch.zeros((), device=self.loss.device)
-        self.rows, self.wait, self.step, self.steps, self.last = 0, 0.0, 0.0, 0, last
+        self.rows, self.wait, self.step, self.steps, self.optimizer_steps = 0, 0.0, 0.0, 0, 0
+
+    def per_step(self) -> tuple[float, float]:
+        """Seconds per optimizer step over the interval: (data wait, compute)."""
+        n = max(self.optimizer_steps, 1)
+        return self.wait / n, self.step / n
 
 
 class NonFiniteLoss(RuntimeFailure):
@@ -374,20 +379,23 @@ def fit(
             )
         busy = acc.wait + acc.step
         rows_global = rows * dist.world_size
+        wait_per_step, step_per_step = acc.per_step()
         progress.event(
             "step",
             {
                 "epoch": epoch + 1,
                 "step": step,
                 "steps": acc.steps,  # micro-steps this event covers
+                "optimizer_steps": acc.optimizer_steps,
                 "loss": round(value, 6),
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": round(rows_global / max(busy, 1e-9), 2),
-                "data_wait_s": round(acc.wait, 6),
-                "step_s": round(acc.step, 6),
+                # per optimizer step (the mean over this event's steps), not their sum
+                "data_wait_s": round(wait_per_step, 6),
+                "step_s": round(step_per_step, 6),
             },
         )
-        acc.reset(value)
+        acc.reset()
         return total, rows
 
     # ---- epochs ----------------------------------------------------------------------------
@@ -404,6 +412,10 @@ def fit(
             progress.start(f"epoch {epoch + 1}/{tc.epochs}", len(sampler))
             epoch_start = time.perf_counter()
             loss_sum, loss_n, wait_sum = 0.0, 0, 0.0
+            # what the bar shows: the mean loss of the epoch's batches seen so far, and the
+            # epoch's throughput so far (None until known: shown as "-", never nan or 0)
+            shown_loss: float | None = None
+            epoch_rows, epoch_busy = 0, 0.0
             # the loss stays on the device between syncs: one sync per `log_every` optimizer
             # steps (and at the end of the epoch), where it is checked and reported
             acc = _Interval(torch.zeros((), device=device))
@@ -457,6 +469,7 @@ def fit(
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     global_step += 1
+                    acc.optimizer_steps += 1
                 last_step = tc.max_steps is not None and global_step >= tc.max_steps
                 acc.wait += wait
                 acc.steps += 1
@@ -464,18 +477,25 @@ def fit(
                     total, rows = flush(acc, epoch, global_step, t_step)
                     loss_sum += total
                     loss_n += rows
+                    shown_loss = loss_sum / max(loss_n, 1)
                 else:
+                    if device.type == "cpu" or micro == 1:
+                        # a sync: free on the CPU; elsewhere once an epoch, so the bar has a
+                        # number from the first step (then it follows the interval syncs)
+                        shown_loss = (loss_sum + float(acc.loss)) / max(loss_n + acc.rows, 1)
                     acc.step += time.perf_counter() - t_step
                 step_time = time.perf_counter() - t_step
                 rows_global = n_rows * dist.world_size
                 train_samples += rows_global
                 train_seconds += wait + step_time
+                epoch_rows += rows_global
+                epoch_busy += wait + step_time
                 progress.advance(
                     f"epoch {epoch + 1}/{tc.epochs}",
                     1,
-                    loss=acc.last,
+                    loss=shown_loss,
                     lr=scheduler.get_last_lr()[0],
-                    samples_per_s=rows_global / max(step_time + wait, 1e-9),
+                    samples_per_s=epoch_rows / max(epoch_busy, 1e-9),
                 )
                 _stop(epoch)
                 if last_step:
