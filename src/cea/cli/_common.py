@@ -10,10 +10,30 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+NON_TTY_WIDTH = 200  # columns of text written to a file, a pipe, a CI log
+
+
+class _Console(Console):
+    """Rich's Console, but wide when it writes to no terminal: logs and CI keep whole names in
+    tables (`DEPRESSED_MOOD`, not `DEPRESSE…`) instead of Rich's 80-column default. A COLUMNS
+    variable or an explicit width still decides."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and "COLUMNS" not in self._environ:
+            return ConsoleDimensions(max(size.width, NON_TTY_WIDTH), size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = _Console(highlight=False)
+err_console = _Console(stderr=True, highlight=False)
 
 
 @dataclass

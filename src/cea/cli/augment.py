@@ -67,6 +67,11 @@ def list_command(
             }
         )
         return
+    if mode.quiet:  # the names that can run here, one a line
+        for r in rows:
+            if r.available:
+                console.print(r.name, highlight=False, markup=False)
+        return
     table = Table(title=f"{sum(r.available for r in rows)} of {len(rows)} augmenters available")
     for col in ("name", "kind", "available", "what / why not"):
         table.add_column(col)
@@ -93,7 +98,8 @@ def preview_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Originals and augmented texts side by side: the first N training examples the policy
-    augments in that epoch (same draw as `cea train`)."""
+    augments in that epoch (same draw as `cea train`). With `augment.enabled: false` training
+    augments nothing: the preview then says so and shows what enabling the policy would do."""
     from cea.augment.build import build_augmentation, lexicon_for, resources_for
     from cea.config import load_config
     from cea.data.prepare import prepare_data
@@ -129,17 +135,33 @@ def preview_command(
         )
         if len(shown) >= n:
             break
+    enabled = bool(cfg.augment.enabled)
     if mode.json:
         emit_json(
             {
                 "epoch": epoch,
+                # False: `cea train` with this config augments nothing; the examples are what
+                # augment.enabled=true would do
+                "training_augments": enabled,
                 "resources": loaded,
                 "lexicon": lexicon.by_criterion if lexicon is not None else None,
                 "examples": shown,
             }
         )
         return
-    table = Table(title=f"epoch {epoch}: {len(shown)} augmented training examples", show_lines=True)
+    if enabled:
+        title = f"epoch {epoch}: {len(shown)} augmented training examples"
+    else:
+        console.print(
+            "[yellow]augment.enabled is false: `cea train` with this config does not augment."
+            "[/] Below is what it would do with augment.enabled=true (e.g. "
+            "`--set augment.enabled=true`)."
+        )
+        title = (
+            f"NOT APPLIED (augment.enabled=false) — epoch {epoch}: what the policy would do "
+            f"to {len(shown)} training examples if enabled"
+        )
+    table = Table(title=title, show_lines=True)
     table.add_column("original", ratio=1)
     table.add_column("augmented", ratio=1)
     table.add_column("augmenters (words changed)")

@@ -109,7 +109,7 @@ def validate(
             }
         )
     else:
-        if summary:
+        if summary and not mode.quiet:  # --quiet: the verdict line only
             table = Table(title="problems by kind")
             for col in ("kind", "severity", "count", "first rows"):
                 table.add_column(col)
@@ -122,12 +122,12 @@ def validate(
                 )
             console.print(table)
         shown = result.issues if limit == 0 else result.issues[:limit]
-        for issue in shown:
+        for issue in [] if mode.quiet else shown:
             style = "red" if issue.severity == "error" else "yellow"
             console.print(f"[{style}]{issue.severity}[/] {escape(issue.format())}", soft_wrap=True)
-        if len(shown) < len(result.issues):
+        if len(shown) < len(result.issues) and not mode.quiet:
             console.print(f"... {len(result.issues) - len(shown)} more (--limit 0 lists all)")
-        if aliases:
+        if aliases and not mode.quiet:
             console.print(
                 "proposed fix for the misspelt labels (config, or --set per key):\n"
                 + "data:\n  label_aliases:\n"

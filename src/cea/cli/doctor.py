@@ -126,6 +126,18 @@ def doctor(json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
     if mode.json:
         emit_json({"resources": rows})
         return
+    if mode.quiet:  # only what is not there, and a count
+        absent = [r for r in rows if r["status"] != "present"]
+        console.print(
+            f"{len(rows) - len(absent)} of {len(rows)} resources present", highlight=False
+        )
+        for r in absent:
+            console.print(
+                f"{r['kind']} {r['name']}: {r['status']} ({r['detail']})",
+                highlight=False,
+                markup=False,
+            )
+        return
     table = Table(title="cea doctor")
     for col in ("kind", "name", "status", "detail"):
         table.add_column(col)
