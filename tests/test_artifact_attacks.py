@@ -299,7 +299,7 @@ def test_encrypted_member_is_incomplete(cli, tmp_path: Path) -> None:
 
 
 def test_a_bomb_is_a_finding(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cea.security.artifacts as art
+    import cea.security.scan_base as art
 
     monkeypatch.setattr(art, "MAX_EXPANDED", 1 << 20)
     folder = tmp_path / "bomb"
@@ -765,7 +765,7 @@ def test_tfidf_cache_loads_the_verified_bytes_not_the_file_again(
 def test_a_stream_too_slow_to_read_is_incomplete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cea.security.pickles as pk
+    import cea.security.pickle_reading as pk
 
     monkeypatch.setattr(pk, "SCAN_SECONDS", 0.0)
     (tmp_path / "slow.pkl").write_bytes(b"(" + b"N" * 20_000 + b"l.")

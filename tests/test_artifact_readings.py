@@ -228,7 +228,7 @@ def test_the_search_for_hidden_zip_entries_is_linear(tmp_path: Path) -> None:
 def test_member_budget_makes_the_scan_incomplete(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cea.security.artifacts as art
+    import cea.security.scan_base as art
 
     monkeypatch.setattr(art, "MAX_MEMBERS", 50)
     folder = tmp_path / "m"
@@ -246,7 +246,7 @@ def test_member_budget_makes_the_scan_incomplete(
 def test_time_budget_makes_the_scan_incomplete(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cea.security.artifacts as art
+    import cea.security.scan_base as art
 
     monkeypatch.setattr(art, "FILE_SECONDS", 0.0)
     folder = tmp_path / "t"
@@ -264,7 +264,7 @@ def test_byte_budgets_make_the_scan_incomplete_and_a_bomb_a_finding(
     import gzip
     import os
 
-    import cea.security.artifacts as art
+    import cea.security.scan_base as art
 
     monkeypatch.setattr(art, "MAX_EXPANDED", 1 << 16)
     noise = tmp_path / "noise.bin.gz"  # expands past the budget at a ratio of ~1: not a bomb
