@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,3 +132,36 @@ def small_sample(tmp_path: Path) -> Path:
 def train_tracked(tiny_backbone: Path) -> Callable[..., Path]:
     """`train_tracked(work, name, *overrides)`: a tracked tiny run trained through the CLI."""
     return lambda work, name, *overrides: train_in(work, tiny_backbone, name, *overrides)
+
+
+# ---- HPO (tests/test_hpo*.py) ----
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="module")
+def hpo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cea.data.sample import write_sample
+
+    dest = tmp_path_factory.mktemp("hpo-data") / "small"
+    write_sample(dest, 40, seed=5)
+    return dest
+
+
+@pytest.fixture
+def fresh_pg_db():
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    try:
+        engine = sqlalchemy.create_engine(
+            PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+        )
+        with engine.connect() as c:
+            name = f"cea_hpo_{uuid.uuid4().hex[:10]}"
+            c.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not reachable ({exc.__class__.__name__}); "
+                    "start it (see the env notes) to run the distributed HPO tests")  # fmt: skip
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with engine.connect() as c:
+        c.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()

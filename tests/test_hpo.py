@@ -9,12 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LR_ONLY = "hpo.space={train.lr: {type: float, low: 1.0e-8, high: 1.0e-2, log: true}}"
 
 
@@ -49,15 +47,6 @@ def _journal(path: Path):
     return optuna.storages.JournalStorage(
         JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
     )
-
-
-@pytest.fixture(scope="module")
-def hpo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cea.data.sample import write_sample
-
-    dest = tmp_path_factory.mktemp("hpo-data") / "small"
-    write_sample(dest, 40, seed=5)
-    return dest
 
 
 def test_local_study_tracks_exports_and_shows(cli, hpo_data, tiny_backbone, tmp_path) -> None:
@@ -219,25 +208,6 @@ def test_sigkilled_worker_on_the_local_journal(hpo_data, tiny_backbone, tmp_path
             "--study-name", "k", "--no-track", "--quiet"]  # fmt: skip
     journal = runs / "optuna-journal.log"
     _kill_worker_mid_trial([], {}, lambda: _load(_journal(journal), "k"), args)
-
-
-@pytest.fixture
-def fresh_pg_db():
-    sqlalchemy = pytest.importorskip("sqlalchemy")
-    try:
-        engine = sqlalchemy.create_engine(
-            PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-        )
-        with engine.connect() as c:
-            name = f"cea_hpo_{uuid.uuid4().hex[:10]}"
-            c.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not reachable ({exc.__class__.__name__}); "
-                    "start it (see the env notes) to run the distributed HPO tests")  # fmt: skip
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with engine.connect() as c:
-        c.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 @pytest.mark.service

@@ -17,6 +17,7 @@ from cea.cli._common import (
     graceful_stop,
     info,
     set_mode,
+    warn,
 )
 from cea.progress import NullProgress
 
@@ -54,6 +55,18 @@ class TrialPrinter(NullProgress):
             info(f"trial {payload['number']}: {params}")
         elif kind == "trial_failed":
             info(f"  trial {payload['number']} failed: {payload['error']}")
+        elif kind == "stale":
+            retry = (
+                f"its retry is trial {payload['retry']}"
+                if payload.get("retry") is not None
+                else "it was not queued again"
+            )
+            warn(  # (workers run --quiet: this one is said all the same)
+                f"trial {payload['number']} was declared stale by another worker (its "
+                f"heartbeat came too late); its result is discarded and {retry}"
+            )
+        elif kind == "note":
+            warn(payload["text"])
         elif kind == "duplicate":
             info(f"  trial {payload['number']}: same parameters as trial {payload['of']}, skipped")
         elif kind == "epoch":
@@ -120,7 +133,10 @@ def hpo(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
+    from cea.hpo.search import outcome_counts
+
     console.print(_trials_table(summary["trials"], summary["study"]))
+    info(outcome_counts(summary))
     b = summary["best"]
     if b:
         console.print(
@@ -136,7 +152,7 @@ def _trials_table(trials: list[dict[str, Any]], name: str) -> Table:
     for t in trials:
         table.add_row(
             str(t["number"]),
-            t["state"],
+            "STALE" if t.get("stale") else t["state"],
             "-" if t["value"] is None else f"{t['value']:.4f}",
             str(t["epochs_reported"]),
             "-" if t["seconds"] is None else f"{t['seconds']:.1f}",

@@ -40,7 +40,9 @@ def storage_of(url: str | None, cfg: CeaConfig) -> Any:
     return parse_storage(url, Path(cfg.hpo.runs_dir) / JOURNAL_NAME)
 
 
-def open_study_of(spec: Any, cfg: CeaConfig, name: str, *, create: bool) -> Any:
+def open_study_of(
+    spec: Any, cfg: CeaConfig, name: str, *, create: bool, notes: list[str] | None = None
+) -> Any:
     from cea.hpo.storage import open_study
     from cea.hpo.study import build_pruner, build_sampler, direction_of
 
@@ -54,6 +56,7 @@ def open_study_of(spec: Any, cfg: CeaConfig, name: str, *, create: bool) -> Any:
             heartbeat_interval=cfg.hpo.heartbeat_interval,
             grace_period=cfg.hpo.grace_period,
             create=create,
+            notes=notes,
         )
     except KeyError as exc:
         raise MissingResourceError(
@@ -106,13 +109,15 @@ def search(
     """Run (or continue) a study until `n_trials` trials of it are finished; its summary
     (None for a worker process). Whether enough trials completed is `check_outcome`'s to say. `launch`: the `--config`/`--set` arguments local worker
     processes are started with (`workers` > 1)."""
-    from cea.hpo.study import TrialContext, make_objective, reseed_sampler, run_worker
+    from cea.hpo.study import TrialContext, make_objective, reseed_sampler
     from cea.hpo.study import validate_space as check_space
+    from cea.hpo.worker import WorkerLimits, run_worker
     from cea.security.paths import safe_name
     from cea.tracking.base import NullTracker
     from cea.tracking.mlflow_tracker import MlflowTracker
 
     progress = progress or NullProgress()
+    _quiet_optuna()
     safe_name(study_name, what="study name")
     study_dir = Path(cfg.hpo.runs_dir) / study_name
     check_space(cfg, cfg.hpo.space, study_dir)  # before any study or trial exists
@@ -122,7 +127,9 @@ def search(
             "sqlite is not safe for parallel workers",
             hint="use the default journal file, or PostgreSQL for many hosts",
         )
-    study = open_study_of(spec, cfg, study_name, create=not resume)
+    notes: list[str] = []
+    study = open_study_of(spec, cfg, study_name, create=not resume, notes=notes)
+    check_same_objective(study, cfg.hpo.metric, spec.display)
     reseed_sampler(study, cfg.seed, cfg.hpo, worker_index)
     if "cea_metric" not in study.user_attrs:  # for `cea hpo show`, which has no config
         study.set_user_attr("cea_metric", cfg.hpo.metric)
@@ -133,10 +140,11 @@ def search(
         target, parent_id = _parent_run(study, cfg, study_name, tracking_uri)
     if not worker:
         progress.event("study", {"name": study_name, "storage": spec.display, "n_trials": n_trials})
+    codes: list[int] = []
     if workers > 1:
         extra = [*launch, *(["--no-track"] if not track else [])]
         extra += ["--tracking-uri", tracking_uri] if tracking_uri else []
-        spawn_workers(workers, extra, spec, study_name, n_trials, timeout)
+        codes = spawn_workers(workers, extra, spec, study_name, n_trials, timeout)
     else:
 
         def tracker_for(number: int, params: dict[str, Any]) -> Any:
@@ -153,13 +161,18 @@ def search(
             )
 
         ctx = TrialContext(cfg, study_dir, tracker_for, progress, should_stop or (lambda: None))
-        run_worker(
-            study, make_objective(ctx), n_trials=n_trials, timeout=timeout,
-            max_failed=cfg.hpo.max_failed,
-        )  # fmt: skip
+        limits = WorkerLimits(n_trials, timeout, cfg.hpo.max_failed)
+        try:
+            run_worker(study, make_objective(ctx), limits, progress)
+        finally:
+            for note in notes:
+                progress.event("note", {"text": note})
     if worker:
         return None
     summary = summarize(study, cfg.hpo.metric, spec)
+    summary["n_trials"] = n_trials
+    if workers > 1:
+        summary["worker_exit_codes"] = codes
     if summary["best"]:
         summary["best_config"] = export_best(study, cfg, study_dir)
     if track and parent_id is not None:
@@ -167,17 +180,60 @@ def search(
     return summary
 
 
+def _quiet_optuna() -> None:
+    """Optuna logs every failed trial with its traceback and an INFO line per trial; cea
+    reports one line per event (CEA_DEBUG=1 keeps optuna's own logging)."""
+    import optuna
+
+    if not os.environ.get("CEA_DEBUG"):
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def check_same_objective(study: Any, metric: str, where: str) -> None:
+    """A study keeps the metric and direction it was created with: continuing it under
+    another would rank the trials by two yardsticks (and call the highest loss best)."""
+    from cea.errors import ConfigError
+    from cea.hpo.study import direction_of
+
+    had = study.user_attrs.get("cea_metric")
+    direction = study.direction.name.lower()
+    if (had is not None and had != metric) or direction != direction_of(metric):
+        raise ConfigError(
+            f"study {study.study_name!r} in {where} optimises {had or 'its value'} "
+            f"({direction}); this config asks for hpo.metric={metric} "
+            f"({direction_of(metric)})",
+            hint="use the study's metric, or another --study-name",
+        )
+
+
+def outcome_counts(summary: dict[str, Any]) -> str:
+    c = summary["counts"]
+    return (
+        f"{c['finished']} of {summary.get('n_trials', '?')} trials finished "
+        f"({c['complete']} complete, {c['pruned']} pruned), {c['failed']} failed, "
+        f"{c['stale_retried']} stale and retried, {c['stale_not_retried']} stale and not "
+        f"retried, {c['waiting']} waiting, {c['running']} running"
+    )
+
+
 def check_outcome(summary: dict[str, Any], min_complete: int) -> None:
     """No completed trial: exit 6 with the first failure's error (a data or config error
-    fails every trial alike). Fewer than hpo.min_complete: exit 1."""
+    fails every trial alike). Fewer finished trials than asked for, or fewer complete than
+    hpo.min_complete: exit 1 with the counts."""
     complete = summary["states"].get("COMPLETE", 0)
-    if complete == 0:
-        failed = [t for t in summary["trials"] if t["state"] == "FAIL"]
+    failed = [t for t in summary["trials"] if t["state"] == "FAIL" and not t.get("stale")]
+    if complete == 0 and failed:
         first = next((t for t in failed if t.get("error")), None)
         cause = f": trial {first['number']} failed with: {first['error']}" if first else ""
         raise RuntimeFailure(
             f"no trial completed ({len(failed)} failed){cause}",
             hint="fix the cause and run again (with --resume to keep the study)",
+        )
+    wanted = summary.get("n_trials")
+    if wanted is not None and summary["counts"]["finished"] < wanted:
+        raise GateRefused(
+            f"the study is short: {outcome_counts(summary)}",
+            hint="continue it with the same command and --resume",
         )
     if complete < min_complete:
         raise GateRefused(
@@ -188,7 +244,7 @@ def check_outcome(summary: dict[str, Any], min_complete: int) -> None:
 
 def spawn_workers(
     k: int, launch: Sequence[str], spec: Any, name: str, n: int, timeout: float | None
-) -> None:
+) -> list[int]:
     """K local worker processes on the same study (the URL travels in the environment, not
     on a command line that `ps` shows)."""
     cmd = [sys.executable, "-m", "cea", "hpo", "--worker", "--quiet", "--study-name", name]
@@ -212,13 +268,14 @@ def spawn_workers(
                 forwarded = True
             time.sleep(0.2)
     codes = [int(p.returncode) for p in procs]
-    if forwarded or any(c == 130 for c in codes):
+    if forwarded:
         raise Interrupted(
             f"the search was interrupted (worker exit codes {codes})",
             hint="continue with the same command and --resume",
         )
-    if all(c != 0 for c in codes):
-        raise RuntimeFailure(f"all {k} HPO workers failed (exit codes {codes})")
+    # a worker that died (killed, out of memory) leaves its trial to the others; whether the
+    # study got its trials is the summary's to say (check_outcome), not the exit codes'
+    return codes
 
 
 def summarize(study: Any, metric: str, spec: Any) -> dict[str, Any]:
@@ -231,13 +288,28 @@ def summarize(study: Any, metric: str, spec: Any) -> dict[str, Any]:
     states: dict[str, int] = {}
     for t in trials:
         states[t["state"]] = states.get(t["state"], 0) + 1
+    from cea.hpo.worker import count
+
+    c = count(study)
+    stale = [t for t in trials if t["stale"]]
+    retried = {t["retry_of"] for t in trials if t.get("retry_of") is not None}
     out: dict[str, Any] = {
         "study": study.study_name,
         "storage": spec.display,
         "direction": study.direction.name.lower(),
         "metric": metric,
         "states": states,
-        "finished": states.get("COMPLETE", 0) + states.get("PRUNED", 0),
+        "finished": c.finished,
+        "counts": {
+            "finished": c.finished,
+            "complete": states.get("COMPLETE", 0),
+            "pruned": states.get("PRUNED", 0),
+            "failed": c.failed,
+            "stale_retried": sum(1 for t in stale if t["number"] in retried),
+            "stale_not_retried": sum(1 for t in stale if t["number"] not in retried),
+            "waiting": c.waiting,
+            "running": c.running,
+        },
         "trials": trials,
         "best": None,
         "best_config": None,
@@ -296,11 +368,13 @@ def show(
     complete = [t for t in summary["trials"] if t["state"] == "COMPLETE"]
     importances: dict[str, float] = {}
     if len(complete) >= 2:
+        import warnings
+
         try:
-            importances = {
-                k: round(float(v), 4)
-                for k, v in optuna.importance.get_param_importances(study).items()
-            }
+            with warnings.catch_warnings():  # "regimes with < 2 trials" of conditional params
+                warnings.simplefilter("ignore")
+                found = optuna.importance.get_param_importances(study)
+            importances = {k: round(float(v), 4) for k, v in found.items()}
         except (RuntimeError, ValueError):
             importances = {}
     summary["importances"] = importances

@@ -10,8 +10,7 @@ already running when the N-th finished.
 
 from __future__ import annotations
 
-import os
-import socket
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,21 @@ from typing import Any
 
 from cea.config import CeaConfig, HpoConfig, ParamSpec
 from cea.errors import Interrupted
+from cea.hpo.worker import (
+    DUPLICATE_ATTR,
+    RETRY_OF_ATTR,
+    TIMING_ATTR,
+    WORKER_ATTR,
+    Ledger,
+    Objective,
+    StopSearch,
+    TrialWentStale,
+    is_own_failure,
+    worker_identity,
+)
 from cea.progress import FanOut, NullProgress, ProgressSink
 
 PARENT_ATTR = "mlflow_parent_run_id"
-MAX_DUPLICATE_STREAK = 20
-WORKER_ATTR = "cea_worker"
 
 
 def direction_of(metric: str) -> str:
@@ -89,9 +98,38 @@ def build_pruner(hpo: HpoConfig) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def suggest(trial: Any, space: dict[str, ParamSpec]) -> dict[str, Any]:
+def condition_of(key: str, spec: ParamSpec) -> dict[str, Any]:
+    """When a dimension is searched at all: its `when` (other config keys and the value they
+    must have), or, for an `augment.*` key, augmentation being on (a policy knob of disabled
+    augmentation changes nothing: searching it wastes trials and ranks noise as important)."""
+    if spec.when is not None:
+        return dict(spec.when)
+    if key.startswith("augment.") and key != "augment.enabled":
+        return {"augment.enabled": True}
+    return {}
+
+
+def _value_at(tree: dict[str, Any], key: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def suggest(
+    trial: Any, space: dict[str, ParamSpec], base: CeaConfig | None = None
+) -> dict[str, Any]:
+    """The trial's parameters: unconditional dimensions first, then those whose condition
+    holds (on a value drawn for this trial, else on the base config)."""
+    tree = base.model_dump(mode="json") if base is not None else {}
     out: dict[str, Any] = {}
-    for key, spec in space.items():
+    ordered = sorted(space.items(), key=lambda kv: bool(condition_of(*kv)))
+    for key, spec in ordered:
+        cond = condition_of(key, spec)
+        if any((out[k] if k in out else _value_at(tree, k)) != v for k, v in cond.items()):
+            continue
         if spec.type == "categorical":
             out[key] = trial.suggest_categorical(key, spec.choices)
         elif spec.type == "int":
@@ -111,11 +149,14 @@ def _metric_of(record: dict[str, Any], metric: str) -> float | None:
 
 
 class PruningSink(NullProgress):
-    """Progress observer: reports the validation metric after every epoch, prunes on demand."""
+    """Progress observer: reports the validation metric after every epoch, prunes on demand.
+    A report the storage refuses (another worker finished the trial: declared it stale)
+    ends the trial with `TrialWentStale`."""
 
-    def __init__(self, trial: Any, metric: str) -> None:
+    def __init__(self, trial: Any, metric: str, ledger: Ledger | None = None) -> None:
         self.trial = trial
         self.metric = metric
+        self.ledger = ledger or Ledger()
         self.values: list[float] = []
 
     def event(self, kind: str, payload: dict[str, Any]) -> None:
@@ -125,64 +166,17 @@ class PruningSink(NullProgress):
         if value is None:
             return
         import optuna
+        from optuna.exceptions import UpdateFinishedTrialError
 
         self.values.append(value)
-        self.trial.report(value, int(payload["epoch"]))
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {payload['epoch']} ({value:.4f})")
-
-
-def _pid_alive(pid: int, started: float | None) -> bool:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        return started is None or abs(proc.create_time() - started) < 1.0  # not a reused pid
-    except psutil.Error:
-        return False
-
-
-def worker_identity() -> dict[str, Any]:
-    import psutil
-
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": psutil.Process(pid).create_time()}
-
-
-def recover_dead_trials(study: Any, *, requeue: bool = True) -> list[int]:
-    """Trials RUNNING on this host whose worker process is gone: FAIL them and (optionally)
-    enqueue their parameters again. Optuna's journal storage has no heartbeats; on PostgreSQL
-    heartbeats also catch workers of other hosts."""
-    from optuna.trial import TrialState
-
-    host = socket.gethostname()
-    recovered = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        w = t.user_attrs.get(WORKER_ATTR)
-        if not w or w.get("host") != host or _pid_alive(int(w["pid"]), w.get("started")):
-            continue
         try:
-            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-        except Exception:  # noqa: S112 - someone else recovered it first
-            continue
-        recovered.append(t.number)
-        if requeue:
-            study.enqueue_trial(t.params, user_attrs={"cea_retry_of": t.number})
-    return recovered
-
-
-DUPLICATE_ATTR = "cea_duplicate_of"
-
-
-def finished(study: Any) -> int:
-    """Finished trials that count towards --n-trials (complete or pruned, not duplicates)."""
-    from optuna.trial import TrialState
-
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        if DUPLICATE_ATTR not in t.user_attrs
-    )
+            with self.ledger.call(pruning=True):
+                self.trial.report(value, int(payload["epoch"]))
+                prune = self.trial.should_prune()
+        except UpdateFinishedTrialError as exc:
+            raise TrialWentStale(str(exc)) from None
+        if prune:
+            raise optuna.TrialPruned(f"pruned after epoch {payload['epoch']} ({value:.4f})")
 
 
 def _duplicate_of(trial: Any, params: dict[str, Any]) -> int | None:
@@ -217,17 +211,6 @@ class TrialContext:
     should_stop: Callable[[], str | None] | None = None  # a signal came: stop the search
 
 
-class StopSearch(BaseException):
-    """Raised out of the objective when the search was interrupted: Optuna lets it through
-    (it catches Exception and KeyboardInterrupt only) and logs no traceback; `run_worker`
-    marks the trial failed and turns it into `Interrupted`."""
-
-    def __init__(self, number: int, reason: str) -> None:
-        super().__init__(reason)
-        self.number = number
-        self.reason = reason
-
-
 def trial_config(
     base: CeaConfig, params: dict[str, Any], run_name: str, runs_dir: Path
 ) -> CeaConfig:
@@ -250,66 +233,102 @@ def trial_config(
         raise ConfigError(f"{loc}: {first['msg']}") from exc
 
 
-def make_objective(ctx: TrialContext) -> Callable[[Any], float]:
+def make_objective(ctx: TrialContext) -> Objective:
+    """The objective of `cea.hpo.worker.run_worker`: one real training run per trial. Every
+    storage call is timed in the trial's ledger; a refused update (the trial was finished by
+    another worker) becomes `TrialWentStale`."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    def objective(trial: Any, ledger: Ledger) -> float:
+        try:
+            return _objective(ctx, trial, ledger)
+        except UpdateFinishedTrialError as exc:
+            raise TrialWentStale(str(exc)) from None
+
+    return objective
+
+
+def _objective(ctx: TrialContext, trial: Any, ledger: Ledger) -> float:
+    import time
+
+    import optuna
+
     from cea.train.run import run_training
 
     metric = ctx.base.hpo.metric
-
-    def objective(trial: Any) -> float:
-        import optuna
-
+    with ledger.call():
         trial.set_user_attr(WORKER_ATTR, worker_identity())
-        recover_dead_trials(trial.study)
-        params = suggest(trial, ctx.base.hpo.space)
+    with ledger.call():
+        params = suggest(trial, ctx.base.hpo.space, ctx.base)
+    with ledger.call():
         frozen = trial.study._storage.get_trial(trial._trial_id)
-        asked = "fixed_params" in frozen.system_attrs  # enqueued (or re-queued) on purpose
+    # enqueued, or queued again after a stale heartbeat or a dead worker: run as asked
+    asked = "fixed_params" in frozen.system_attrs or "retry_history" in frozen.system_attrs
+    with ledger.call():
         twin = None if asked else _duplicate_of(trial, params)
-        if twin is not None:  # no second run of the same parameters (not counted as finished)
+    if twin is not None:  # no second run of the same parameters (not counted as finished)
+        with ledger.call():
             trial.set_user_attr(DUPLICATE_ATTR, twin)
-            ctx.progress.event("duplicate", {"number": trial.number, "of": twin})
-            raise optuna.TrialPruned(f"same parameters as trial {twin}")
-        name = f"trial-{trial.number:04d}"
-        cfg = trial_config(ctx.base, params, name, ctx.study_dir)
-        run_dir = ctx.study_dir / name
+        ctx.progress.event("duplicate", {"number": trial.number, "of": twin})
+        raise optuna.TrialPruned(f"same parameters as trial {twin}")
+    name = f"trial-{trial.number:04d}"
+    cfg = trial_config(ctx.base, params, name, ctx.study_dir)
+    run_dir = ctx.study_dir / name
+    with ledger.call():
         trial.set_user_attr("run_dir", str(run_dir))
-        tracker = ctx.tracker_for(trial.number, params)
-        sink = PruningSink(trial, metric)
-        ctx.progress.event("trial", {"number": trial.number, "params": params})
-        try:
-            summary = run_training(
-                cfg,
-                run_dir,
-                progress=FanOut(ctx.progress, sink),
-                tracker=tracker,
-                should_stop=ctx.should_stop,
-            )
-        except Interrupted as exc:
-            tracker.log(tags={"cea.hpo.state": "INTERRUPTED"})
-            tracker.end("KILLED")
-            raise StopSearch(trial.number, str(exc).split(":", 1)[0]) from exc
-        except optuna.TrialPruned:
-            tracker.log(tags={"cea.hpo.state": "PRUNED"})
-            tracker.end("KILLED")
-            raise
-        except BaseException as exc:
-            ctx.progress.event("trial_failed", {"number": trial.number, "error": _error_text(exc)})
-            trial.set_user_attr("error", _error_text(exc))
-            trial.set_user_attr("exit_code", int(getattr(exc, "exit_code", 6)))
-            tracker.log(tags={"cea.hpo.state": "FAIL"})
-            tracker.end("FAILED")
-            raise
-        value = kept_model_value(summary.meta, metric)
+    tracker = ctx.tracker_for(trial.number, params)
+    sink = PruningSink(trial, metric, ledger)
+    ctx.progress.event("trial", {"number": trial.number, "params": params})
+    t0 = time.perf_counter()
+    try:
+        summary = run_training(
+            cfg,
+            run_dir,
+            progress=FanOut(ctx.progress, sink),
+            tracker=tracker,
+            should_stop=ctx.should_stop,
+        )
+    except Interrupted as exc:
+        tracker.log(tags={"cea.hpo.state": "INTERRUPTED"})
+        tracker.end("KILLED")
+        raise StopSearch(trial.number, str(exc).split(":", 1)[0]) from exc
+    except (optuna.TrialPruned, TrialWentStale) as exc:
+        stale = isinstance(exc, TrialWentStale)
+        tracker.log(tags={"cea.hpo.state": "STALE" if stale else "PRUNED"})
+        tracker.end("KILLED")
+        raise
+    except BaseException as exc:
+        _record_failure(ctx, trial, ledger, exc)
+        tracker.log(tags={"cea.hpo.state": "FAIL"})
+        tracker.end("FAILED")
+        raise
+    finally:
+        ledger.train_s = time.perf_counter() - t0
+    value = kept_model_value(summary.meta, metric)
+    if math.isnan(value):  # NaN: optuna would fail the trial; say why, as cea's own failure
+        from cea.errors import RuntimeFailure
+
+        nan = RuntimeFailure(f"the kept model's validation {metric} is not a number")
+        _record_failure(ctx, trial, ledger, nan)
+        tracker.end("FAILED")
+        raise nan
+    with ledger.call():
         trial.set_user_attr("best_epoch", summary.meta["best_epoch"])
         trial.set_user_attr(
             "value_source",
             f"validation {metric} of the kept checkpoint (epoch {summary.meta['best_epoch']}) "
             "at its stored thresholds",
         )
-        tracker.log(metrics={f"hpo/{metric}": value}, tags={"cea.hpo.state": "COMPLETE"})
-        tracker.end("FINISHED")
-        return value
+    tracker.log(metrics={f"hpo/{metric}": value}, tags={"cea.hpo.state": "COMPLETE"})
+    tracker.end("FINISHED")
+    return value
 
-    return objective
+
+def _record_failure(ctx: TrialContext, trial: Any, ledger: Ledger, exc: BaseException) -> None:
+    ctx.progress.event("trial_failed", {"number": trial.number, "error": _error_text(exc)})
+    with ledger.call():
+        trial.set_user_attr("error", _error_text(exc))
+        trial.set_user_attr("exit_code", int(getattr(exc, "exit_code", 6)))
 
 
 def _error_text(exc: BaseException) -> str:
@@ -318,57 +337,6 @@ def _error_text(exc: BaseException) -> str:
 
     text = exc.message if isinstance(exc, CeaError) else f"{exc.__class__.__name__}: {exc}"
     return redact_text(text)[:500]
-
-
-def run_worker(
-    study: Any, objective: Callable[[Any], float], *, n_trials: int, timeout: float | None,
-    max_failed: int,
-) -> None:  # fmt: skip
-    """Optimize until the study has `n_trials` finished trials (all workers together), the
-    timeout passes, or too many trials failed; then fail what died on this host."""
-    from optuna.trial import TrialState
-
-    def too_many_failures(study: Any, trial: Any) -> None:
-        if len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) >= max_failed:
-            study.stop()
-
-    def enough(study: Any, trial: Any) -> None:
-        if finished(study) >= n_trials:
-            study.stop()
-
-    streak = {"n": 0}
-
-    def exhausted(study: Any, trial: Any) -> None:
-        """Only duplicates for a while: the space has no new parameters left."""
-        streak["n"] = streak["n"] + 1 if DUPLICATE_ATTR in trial.user_attrs else 0
-        if streak["n"] >= MAX_DUPLICATE_STREAK:
-            study.stop()
-
-    import optuna
-
-    # optuna logs every failed trial with its traceback; cea reports one line per failure
-    # (TrialPrinter) and the first error at the end (CEA_DEBUG=1 keeps optuna's own logging)
-    if not os.environ.get("CEA_DEBUG"):
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-    recover_dead_trials(study)
-    if finished(study) < n_trials:
-        try:
-            study.optimize(
-                objective,
-                timeout=timeout,
-                callbacks=[enough, too_many_failures, exhausted],
-                catch=(Exception,),
-                gc_after_trial=True,
-            )
-        except StopSearch as stop:
-            study.tell(stop.number, state=TrialState.FAIL)
-            done = finished(study)
-            raise Interrupted(
-                f"{stop.reason}: the search stopped during trial {stop.number} (marked failed); "
-                f"{done} of {n_trials} trials finished",
-                hint="continue with the same command and --resume",
-            ) from None
-    recover_dead_trials(study, requeue=False)
 
 
 def best_config(base: CeaConfig, study: Any) -> dict[str, Any]:
@@ -399,6 +367,12 @@ def trials_table(study: Any) -> list[dict[str, Any]]:
                 "run_dir": t.user_attrs.get("run_dir"),
                 "error": t.user_attrs.get("error"),
                 "duplicate_of": t.user_attrs.get(DUPLICATE_ATTR),
+                # failed by another worker (stale heartbeat, dead process), not by its error
+                "stale": t.state.name == "FAIL"
+                and not is_own_failure(t)
+                and "interrupted" not in t.user_attrs,
+                "retry_of": t.user_attrs.get(RETRY_OF_ATTR),
+                "timing": t.system_attrs.get(TIMING_ATTR),
             }
         )
     return rows
