@@ -163,8 +163,14 @@ class ArchiveReading(TorchReading):
             seen[info.filename.split("/", 1)[-1]] = zlib.crc32(content)
             raw = fmt in ("torch-zip", "torchscript") and _is_torch_storage(info.filename)
             self.blob(content, mwhere, info.filename, depth + 1, raw=raw)
-        self._hidden_members(data, covered, where, fmt, depth, broken=zf is None)
-        if data[:4] == b"PK\x03\x04" and (b"data.pkl" in data or b"constants.pkl" in data):
+        hidden = self._hidden_members(data, covered, where, fmt, depth, broken=zf is None)
+        if (
+            data[:4] == b"PK\x03\x04"
+            and (b"data.pkl" in data or b"constants.pkl" in data)
+            and (hidden or _parsers_can_disagree(data, zf, names))
+        ):
+            # (torch is imported only then: its reader costs seconds of start-up, and on an
+            # archive with one directory, one top folder and unique names the two agree)
             self._torch_records(data, where, seen, depth)
         return fmt
 
@@ -242,7 +248,7 @@ class ArchiveReading(TorchReading):
         fmt: str,
         depth: int,
         broken: bool,
-    ) -> None:
+    ) -> int:
         """Local entries the central directory does not list: relaxed readers still find them.
 
         Linear in the file: one pass finds every local-header signature, and one walk over the
@@ -270,7 +276,7 @@ class ArchiveReading(TorchReading):
                 continue
             name, method, csize, start = header
             if not self.one_more_member():
-                return
+                return shown
             if csize < 0 and method == zipfile.ZIP_STORED:
                 # (sizes in a data descriptor: stored bytes end at the next signature; a
                 # compressed stream ends by itself)
@@ -305,3 +311,26 @@ class ArchiveReading(TorchReading):
                 "not shown one by one)",
                 "medium",
             )
+        return shown
+
+
+def _parsers_can_disagree(data: bytes, zf: zipfile.ZipFile | None, names: list[str]) -> bool:
+    """Whether Python's zipfile and torch's reader (miniz) can see different archives here:
+    zipfile could not read the directory, a name appears twice (zipfile reads the last, miniz
+    the first), members sit under more than one top folder, more than one end-of-directory
+    record, or zipfile shifted every offset (bytes before the archive)."""
+    if zf is None or len(set(names)) != len(names):
+        return True
+    if len({n.split("/", 1)[0] for n in names}) > 1:
+        return True
+    tail = data[-(1 << 16) - 22 :]
+    if tail.count(b"PK\x05\x06") != 1 or tail.count(b"PK\x06\x06") > 1:
+        return True
+    end = tail.rfind(b"PK\x05\x06")
+    offset = int.from_bytes(tail[end + 16 : end + 20], "little")
+    if offset == 0xFFFFFFFF:  # (zip64, as torch.save writes: the offset is in that record)
+        z64 = tail.rfind(b"PK\x06\x06")
+        if z64 < 0:
+            return True
+        offset = int.from_bytes(tail[z64 + 48 : z64 + 56], "little")
+    return bool(getattr(zf, "start_dir", offset) != offset)
