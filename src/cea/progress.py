@@ -119,6 +119,10 @@ def graceful_stop(
         name = signal.Signals(signum).name
         if flag.reason or (flag.immediate and flag.depth == 0):
             flag.reason.append(name)
+            # the command's own handler (it records which signal it was)
+            before = old.get(signal.Signals(signum))
+            if callable(before) and before is not signal.default_int_handler:
+                before(signum, frame)  # type: ignore[arg-type]
             raise KeyboardInterrupt(name)
         flag.reason.append(name)
         if on_signal is not None:
