@@ -2,8 +2,9 @@
 
 `Oracle` keeps one throw-away worker process (started once: importing torch is the slow part)
 that loads each candidate file with the real loaders — `pickle.load`, `torch.load` with and
-without `weights_only`, `joblib.load`, `numpy.load(allow_pickle=True)` — under a
-`sys.addaudithook` hook. The hook records what a payload would do (run a command, start a
+without `weights_only`, `torch.jit.load`, `joblib.load`, `numpy.load(allow_pickle=True)` — under a
+`sys.addaudithook` hook (a folder is loaded with `AutoConfig.from_pretrained(...,
+trust_remote_code=True)`). The hook records what a payload would do (run a command, start a
 process, exec or compile source, marshal code, open a socket, write or delete a file outside the
 loader's own temporary folders, import a module outside an allowlist, load a shared library) and
 *refuses* it by raising, so nothing a generated file asks for actually happens. A worker that
@@ -23,7 +24,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LOADERS = ("pickle.load", "torch.load", "torch.load(weights_only)", "joblib.load", "numpy.load")
+LOADERS = (
+    "pickle.load",
+    "torch.load",
+    "torch.load(weights_only)",
+    "torch.jit.load",
+    "joblib.load",
+    "numpy.load",
+)  # (and for a folder: transformers' from_pretrained with trust_remote_code=True)
 
 _WORKER = r'''
 import json, os, sys, resource, tempfile, io
@@ -41,7 +49,8 @@ BLOCK = {
 }
 ALLOWED_IMPORTS = ("numpy", "torch", "joblib", "collections", "copyreg", "_codecs", "codecs",
                    "encodings", "datetime", "decimal", "fractions", "ipaddress", "uuid",
-                   "pathlib", "argparse", "_collections_abc", "__future__", "functools")
+                   "pathlib", "argparse", "_collections_abc", "__future__", "functools",
+                   "transformers", "huggingface_hub", "safetensors", "tokenizers")
 state = {"on": False, "events": [], "dirs": []}
 
 def _inside(path):
@@ -92,7 +101,7 @@ def hook(event, args):
             what = f"open-for-write:{str(path)[:80]}"
     elif event == "import" and args:
         mod = str(args[0])
-        if not mod.startswith(ALLOWED_IMPORTS):
+        if not any(mod == a or mod.startswith(a + ".") for a in ALLOWED_IMPORTS):
             what = f"import:{mod[:80]}"
     if what is not None:
         state["events"].append(what)
@@ -110,6 +119,13 @@ def load(name, path):
         return joblib.load(path)
     if name == "numpy.load":
         return numpy.load(path, allow_pickle=True)
+    if name == "torch.jit.load":
+        return torch.jit.load(path)
+    if name == "from_pretrained":  # (a model folder; transformers imported on first use)
+        import transformers
+        return transformers.AutoConfig.from_pretrained(
+            path, trust_remote_code=True, local_files_only=True
+        )
     raise ValueError(name)
 
 def warm_up():
@@ -143,7 +159,16 @@ print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
     req = json.loads(line)
     out = {}
-    for name in req["loaders"]:
+    loaders = ["from_pretrained"] if os.path.isdir(req["path"]) else req["loaders"]
+    if loaders == ["from_pretrained"] and "transformers" not in sys.modules:
+        plain = tempfile.mkdtemp()  # (warm-up before the hook: transformers' own imports)
+        with open(os.path.join(plain, "config.json"), "w") as fh:
+            json.dump({"model_type": "bert"}, fh)
+        try:
+            load("from_pretrained", plain)
+        except Exception:
+            pass
+    for name in loaders:
         state["events"], state["dirs"] = [], [os.path.realpath(tempfile.gettempdir()) + "/__x"]
         state["on"] = True
         try:
@@ -183,7 +208,17 @@ class Oracle:
         self.proc: subprocess.Popen[str] | None = None
 
     def _start(self) -> subprocess.Popen[str]:
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
+        import tempfile
+
+        self.scratch = tempfile.mkdtemp(prefix="cea-oracle-")  # (transformers' module cache)
+        env = {
+            **os.environ,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": "1",
+            "HF_MODULES_CACHE": self.scratch,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        }
         proc = subprocess.Popen(
             [sys.executable, "-c", _WORKER],
             stdin=subprocess.PIPE,
@@ -234,11 +269,15 @@ class Oracle:
         )
 
     def close(self) -> None:
+        import shutil
+
         if self.proc is not None:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
             self._kill(self.proc)
             self.proc = None
+        if getattr(self, "scratch", None):
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> Oracle:
         return self

@@ -83,3 +83,24 @@ def test_what_the_campaign_found_stays_fixed(oracle: Oracle, name: str) -> None:
     verdict = oracle.check(path)
     assert verdict.malicious, verdict
     assert cea_exit_code(path) != 0
+
+
+def test_a_model_folder_whose_config_runs_code_never_passes(oracle: Oracle, workdir: Path) -> None:
+    """from_pretrained(trust_remote_code=True) imports the module auto_map names: the oracle
+    sees that import (and refuses it); cea flags the config."""
+    import json
+
+    folder = workdir / "remote_code"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps(
+            {"model_type": "x-custom", "auto_map": {"AutoConfig": "configuration_x.XConfig"}}
+        )
+    )
+    (folder / "configuration_x.py").write_text(
+        "import os\nfrom transformers import PretrainedConfig\n"
+        "os.system('true')\n\nclass XConfig(PretrainedConfig):\n    model_type = 'x-custom'\n"
+    )
+    verdict = oracle.check(folder)
+    assert verdict.malicious, verdict
+    assert cea_exit_code(folder) != 0
