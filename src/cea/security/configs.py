@@ -56,11 +56,14 @@ _JSON_STRING = rb'"((?:[^"\\\x00-\x1f]|\\.){1,80})"'
 _JSON_PAIR = re.compile(_JSON_STRING + rb"\s*:\s*" + _JSON_STRING)
 
 
-def _has_keras_lambda(data: bytes) -> bool:
+def _has_keras_lambda(data: bytes, escapes: bool = True) -> bool:
     """A Lambda layer in a model config stored inside a binary (an HDF5 attribute): every
-    "key": "value" pair of string literals there, escapes decoded as json decodes them."""
+    "key": "value" pair of string literals there, escapes decoded as json decodes them (not
+    with `escapes=False`: a pickle is no Keras config, its globals are checked instead)."""
     if b"Lambda" in data and _KERAS_LAMBDA.search(data):  # (a fast find first: GB/s)
         return True
+    if not escapes:
+        return False
     if b"\\u" not in data and b"\\/" not in data:
         return False  # (no escape: the plain search above is the whole answer)
     for m in _JSON_PAIR.finditer(data):
@@ -96,7 +99,7 @@ class ConfigReading(Reader):
         config = _json_document(data) if fmt in ("text", "") else None
         if config is not None:
             self._config(config, where)
-        elif _has_keras_lambda(data):
+        elif _has_keras_lambda(data, escapes=fmt not in ("pickle", "torch-legacy")):
             self.find(
                 where,
                 fmt or "model",
