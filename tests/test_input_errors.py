@@ -466,3 +466,23 @@ def test_a_read_only_command_never_creates_or_migrates_a_store(tmp_path: Path) -
     before = db.read_bytes()
     _refused(_cea("runs", "list", cwd=tmp_path), 8, str(db), "half-created")
     assert db.read_bytes() == before
+
+
+def test_a_dead_tracking_server_is_unreachable_not_a_missing_run(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    run = tmp_path / "r"
+    shutil.copytree(finished_run, run)
+    (run / "tracking.json").write_text(json.dumps({"run_id": "0" * 32, "uri": uri}))
+    from cea.security.manifest import write_manifest
+
+    write_manifest(run)
+    res = _cea("register-model", str(run), "--name", "m", "--tracking-uri", uri, cwd=tmp_path)
+    _refused(res, 4, uri, "unreachable")
+    _refused(_cea("runs", "list", "--tracking-uri", uri, cwd=tmp_path), 4, uri, "unreachable")

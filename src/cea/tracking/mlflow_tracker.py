@@ -64,12 +64,17 @@ def _client(uri: str, *, create: bool = True) -> Any:
         ) from exc
     db = sqlite_path(uri)
     if db is None:
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        if not create and uri.startswith(("http://", "https://")):
+            _probe_server(client, uri)
+        return client
     if not db.is_file() and not create:
         raise MissingResourceError(
             f"no tracking store at {db}",
             hint="run this where you trained, or give --tracking-uri (or MLFLOW_TRACKING_URI)",
         )
+    if not create:
+        _check_existing_store(db)
     import fcntl
 
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +83,27 @@ def _client(uri: str, *, create: bool = True) -> Any:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_experiments(max_results=1)  # creates / migrates the schema here
     return client
+
+
+def _probe_server(client: Any, uri: str) -> None:
+    """A read-only command against a tracking server: one cheap request first, so a server
+    that does not answer is said as that (exit 4), not as "run not found" later."""
+    from cea.errors import ServiceUnavailable
+
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as exc:
+        text = str(exc).lower()
+        if any(
+            k in text
+            for k in ("connection refused", "max retries", "failed to establish", "timed out")
+        ):
+            raise ServiceUnavailable(
+                f"tracking server {redact_text(uri)} is unreachable (no answer)",
+                hint="start the server or check --tracking-uri / MLFLOW_TRACKING_URI; "
+                "nothing was written",
+            ) from exc
+        raise
 
 
 def _check_existing_store(db: Path) -> None:
