@@ -102,7 +102,18 @@ def hook(event, args):
     elif event == "import" and args:
         mod = str(args[0])
         if not any(mod == a or mod.startswith(a + ".") for a in ALLOWED_IMPORTS):
-            what = f"import:{mod[:80]}"
+            if state.get("busy"):
+                return
+            state["busy"] = True
+            try:  # (only a module that exists runs code; the top level is found, not imported)
+                import importlib.util
+                exists = importlib.util.find_spec(mod.split(".")[0]) is not None
+            except Exception:
+                exists = False
+            finally:
+                state["busy"] = False
+            if exists:
+                what = f"import:{mod[:80]}"
     if what is not None:
         state["events"].append(what)
         raise PermissionError(f"oracle refused {what}")

@@ -87,7 +87,7 @@ class ArchiveReading(TorchReading):
                     fh = tf.extractfile(member)
                     content = fh.read() if fh is not None else b""
                     self.blob(content, mwhere, member.name, depth + 1)
-                if "pickle" in tf.getnames():  # torch's legacy tar layout, as torch reads it
+                if {"storages", "tensors", "pickle"} & set(tf.getnames()):  # torch's legacy layout
                     self._torch_legacy_tar(tf, where)
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             self.find(where, "tar", "TAR-BROKEN", f"tar archive cannot be read ({exc})", "medium")
