@@ -420,7 +420,36 @@ WRAPPERS = (
     "starts-like-safetensors",
     "tar-first-member-named-like-zip",
     "zip-member-any-name",
+    "joblib-array-bytes",
+    "framed",
+    "npz-member",
 )
+
+
+def _joblib_array(payload: bytes) -> bytes:
+    """A joblib stream whose uint8 array bytes are `payload`: joblib.load skips them as data,
+    pickle.load / torch.load read them as opcodes."""
+    n = len(payload) & 0xFF
+    payload = payload[:n]
+    head = (
+        b"\x80\x04}\x8c\x01a"
+        b"cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81"
+        b"}(\x8c\x05shapeK" + bytes([n]) + b"\x85"
+        b"\x8c\x05order\x8c\x01C"
+        b"\x8c\x05dtypecnumpy\ndtype\n\x8c\x02u1\x89\x88\x87R"
+        b"(K\x03\x8c\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+        b"\x8c\x08subclasscnumpy\nndarray\n"
+        b"\x8c\x0aallow_mmap\x88ub"
+    )
+    return head + payload + b"s."
+
+
+def _framed(payload: bytes, cut: int) -> bytes:
+    """Protocol 4 with a FRAME whose length ends `cut` bytes into the payload (the C and the
+    Python unpicklers then read different streams)."""
+    body = payload[2:] if payload[:1] == b"\x80" else payload
+    cut = max(1, min(cut, len(body)))
+    return b"\x80\x04\x95" + cut.to_bytes(8, "little") + body
 
 
 def generate(rng: random.Random, marker: str) -> tuple[str, bytes, str]:
@@ -467,6 +496,18 @@ def generate(rng: random.Random, marker: str) -> tuple[str, bytes, str]:
         elif w == "tar-first-member-named-like-zip":
             data = _tar([("PK\x03\x04x", b"hi"), ("data.pkl", data)])
             name = "model.tar"
+        elif w == "joblib-array-bytes":
+            tail = data[:-1] + b"0" if data.endswith(b".") else data  # (POP, not STOP)
+            data = _joblib_array(tail if len(tail) < 256 else tail[:255])
+            name = "model.joblib"
+        elif w == "framed":
+            data = _framed(data, rng.randrange(1, len(data) + 1))
+        elif w == "npz-member":
+            header = "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }"
+            header += " " * (63 - (10 + len(header)) % 64) + "\n"
+            npy = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+            data = _zip({"a.npy": npy + bytes(8), rng.choice(("b.npy", "b", "b.pkl")): data})
+            name = "arrays.npz"
         elif w == "zip-member-any-name":
             data = _zip({rng.choice(("weights.txt", "config.json", "x")): data})
             name = "bundle.zip"
