@@ -307,6 +307,8 @@ def _f1_at(p: NDArray[np.float64], y: NDArray[np.bool_], t: float) -> float:
 class ThresholdChoice:
     values: NDArray[np.float64]
     rules: dict[str, dict[str, Any]]  # per criterion: which rule chose its threshold, and why
+    # the calibration fitted before the rule (cea.evaluate.calibration), None: none
+    calibration: dict[str, Any] | None = None
 
 
 SHRINK_K = 10.0  # positives at which the tuned threshold moves half-way from the default

@@ -32,6 +32,7 @@ def predict_examples(
     """Featurize and score examples the way the run was trained (chunking / pair encoding).
     `truncated` (if given) receives the indices of the examples longer than the model reads
     (max_length, times max_chunks windows when chunking): only their first part is scored."""
+    from cea.evaluate.calibration import apply_calibration
     from cea.model.features import featurize
     from cea.model.inference import predict
 
@@ -48,7 +49,7 @@ def predict_examples(
     )
     if truncated is not None:
         truncated.extend(feats.truncated_index)
-    return predict(
+    pred = predict(
         lm.model,
         feats,
         device=lm.device,
@@ -58,6 +59,8 @@ def predict_examples(
         aggregate=str(ch["aggregate"]),
         pad_id=int(lm.tokenizer.pad_token_id or 0),
     )
+    # the calibration fitted at training time (cea_meta.json), before the stored thresholds
+    return apply_calibration(pred, lm.meta.get("calibration"), lm.labels)
 
 
 def score_posts(

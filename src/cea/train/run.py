@@ -346,6 +346,7 @@ def final_evaluation(
     test at them: (ThresholdChoice with values rounded as stored, metrics per split)."""
     import numpy as np
 
+    from cea.evaluate.calibration import apply_calibration, fit_calibration
     from cea.evaluate.metrics import choose_thresholds, score
     from cea.model.inference import predict
 
@@ -365,16 +366,22 @@ def final_evaluation(
             pad_id=inputs.pad_id,
         )
 
-    val_pred = _pred("validation")
+    raw_val = _pred("validation")
+    # calibrated first (train.calibration; identity for "none"), then thresholded
+    calibration = fit_calibration(
+        raw_val.crit, raw_val.target, raw_val.prob, labels, config.train.calibration
+    )
+    val_pred = apply_calibration(raw_val, calibration, labels)
     choice = choose_thresholds(
         val_pred.crit, val_pred.target, val_pred.prob, labels,
         rule=config.train.thresholds, seed=config.seed,
     )  # fmt: skip
     # rounded as stored in cea_meta.json, so later evaluations reproduce these metrics exactly
-    choice = replace(choice, values=np.round(choice.values, 6))
+    choice = replace(choice, values=np.round(choice.values, 6), calibration=calibration)
     metrics = {"validation": score(val_pred, labels, choice.values).to_dict()}
     if inputs.feats.get("test") is not None and len(inputs.feats["test"]):
-        metrics["test"] = score(_pred("test"), labels, choice.values).to_dict()
+        test_pred = apply_calibration(_pred("test"), calibration, labels)
+        metrics["test"] = score(test_pred, labels, choice.values).to_dict()
     if "test" not in metrics:  # said, recorded, and refused by the registry gate
         progress.event(
             "warning",
@@ -413,6 +420,7 @@ def run_meta(
             lab: float(round(t, 6)) for lab, t in zip(data.labels, choice.values, strict=True)
         },
         "threshold_rules": choice.rules,
+        "calibration": choice.calibration,
         "metrics": metrics,
         "final_split": final_split,
         "test_split": final_split == "test",
