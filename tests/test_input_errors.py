@@ -486,3 +486,35 @@ def test_a_dead_tracking_server_is_unreachable_not_a_missing_run(
     res = _cea("register-model", str(run), "--name", "m", "--tracking-uri", uri, cwd=tmp_path)
     _refused(res, 4, uri, "unreachable")
     _refused(_cea("runs", "list", "--tracking-uri", uri, cwd=tmp_path), 4, uri, "unreachable")
+
+
+@pytest.mark.parametrize("size", ["300k", "1300k", "2200k"])
+def test_a_full_disk_is_reported_with_the_path(
+    tiny_backbone: Path, small_sample: Path, tmp_path: Path, size: str
+) -> None:
+    """Wherever the disk fills (best weights, trainer_state.pt via torch.save, the final
+    model), the one line names a path under the full folder, not a temp name or nothing."""
+    full = tmp_path / "full"
+    full.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(full)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()[:80]})")
+    try:
+        res = _cea(
+            "train", "--config", "tiny", "--backbone", str(tiny_backbone), "--data",
+            str(small_sample), "--runs-dir", str(full), "--run-name", "r", "--no-track", "-q",
+            "train.epochs=1", "train.threads=1", cwd=tmp_path,
+        )  # fmt: skip
+        if res.returncode == 0:  # pragma: no cover - it all fitted
+            pytest.skip(f"the run fitted in {size}")
+        _refused(res, 6, "No space left on device", f"{full}/r")
+        assert ".tmp" not in res.stderr
+        run = full / "r"
+        assert not run.exists() or (run / "checkpoints" / "last").is_dir()
+        assert not [p for p in full.rglob("*") if p.name.endswith(".tmp")]
+    finally:
+        subprocess.run(["umount", "-l", str(full)], check=False)

@@ -137,7 +137,9 @@ def _setup_logging() -> None:
     logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
-_PATH_LOCALS = ("target", "output", "out_path", "path", "dest", "folder", "file", "tmp")
+_PATH_LOCALS = (
+    "target", "output", "out_path", "path", "dest", "folder", "file", "run_dir", "stage", "tmp",
+)  # fmt: skip
 
 
 def _path_in_traceback(exc: BaseException) -> str | None:

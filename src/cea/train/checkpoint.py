@@ -99,9 +99,10 @@ def _swap_in(tmp: Path, folder: Path) -> None:
         shutil.rmtree(old)
 
 
-def _torch_save(obj: Any, path: Path) -> None:
+def _torch_save(obj: Any, path: Path, shown: Path) -> None:
     """`torch.save`, whose writer reports a full disk as a RuntimeError with no errno
-    ("file write failed"): that becomes the OSError it is, with the path."""
+    ("file write failed"): that becomes the OSError it is, naming `shown` (the file's
+    place once written, not its staging folder)."""
     import errno
 
     try:
@@ -112,11 +113,11 @@ def _torch_save(obj: Any, path: Path) -> None:
         except OSError:
             free = 0
         if free < (1 << 20) or "write failed" in str(exc):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(shown)) from exc
         from cea.errors import RuntimeFailure
 
         raise RuntimeFailure(
-            f"{path}: could not be written ({str(exc).splitlines()[0][:160]})",
+            f"{shown}: could not be written ({str(exc).splitlines()[0][:160]})",
             hint="check the disk holding the run folder; nothing half-written was kept",
         ) from exc
 
@@ -142,7 +143,7 @@ def save_checkpoint(
             "trainer": trainer,
             "weights_sha256": weights_sha,
         }
-        _torch_save(state, tmp / STATE_FILE)
+        _torch_save(state, tmp / STATE_FILE, folder / STATE_FILE)
         (tmp / HASH_FILE).write_text(
             json.dumps(
                 {
