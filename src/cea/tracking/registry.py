@@ -357,6 +357,20 @@ def parse_model_uri(source: str) -> tuple[str, str] | None:
     return name, ref
 
 
+def _what_is_registered(client: Any, name: str) -> str:
+    """For a failed lookup: whether the model exists, and its versions and aliases if so."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return f"no registered model {name!r}"
+    aliases = ", ".join(f"@{a}" for a in sorted(dict(model.aliases))) or "none"
+    numbers = ", ".join(sorted((str(v.version) for v in versions), key=int)) or "none"
+    return f"{name!r} has versions {numbers}, aliases {aliases}"
+
+
 def fetch_registered(source: str, target: Any, dest: Path) -> tuple[Path, dict[str, str]]:
     """Download a registered version, verify the loader and weights against the version's
     tags, and return the local run folder (loaded by cea itself: the loader is not run)."""
@@ -376,6 +390,14 @@ def fetch_registered(source: str, target: Any, dest: Path) -> tuple[Path, dict[s
             if ref.isdigit()
             else client.get_model_version_by_alias(name, ref)
         )
+    except MlflowException as exc:
+        raise MissingResourceError(
+            f"{source}: not found in the registry at {target.uri} "
+            f"({_what_is_registered(client, name)})",
+            hint="check the name and alias (`cea register-model`), or the store: "
+            "--tracking-uri or MLFLOW_TRACKING_URI",
+        ) from exc
+    try:
         # not `models:/...`: MLflow resolves that against its global registry URI (a sqlite
         # mlflow.db in the working directory, created on the spot), whatever registry_uri says
         source_uri = client.get_model_version_download_uri(name, mv.version)
@@ -386,8 +408,9 @@ def fetch_registered(source: str, target: Any, dest: Path) -> tuple[Path, dict[s
         )
     except MlflowException as exc:
         raise MissingResourceError(
-            f"{source}: not found in the registry at {target.uri} ({exc.__class__.__name__})",
-            hint="check the name and alias (`cea register-model`), or give --tracking-uri",
+            f"{source}: version {mv.version}'s files could not be downloaded from {target.uri} "
+            f"({exc.__class__.__name__}: {str(exc)[:160]})",
+            hint="the registry names them but their artifact store does not hold them",
         ) from exc
     tags = dict(mv.tags)
     run_folder = local / "artifacts" / RUN_ARTIFACT
