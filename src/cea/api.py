@@ -476,7 +476,8 @@ class StudySummary:
 
     def check(self) -> None:
         """No completed trial: `RuntimeFailure` (exit 6, the first failure's error); fewer
-        than `hpo.min_complete`: `GateRefused` (exit 1)."""
+        finished trials than asked for, or fewer complete than `hpo.min_complete`:
+        `GateRefused` (exit 1, with the counts)."""
         from cea.hpo.search import check_outcome
 
         check_outcome(self.data, self.min_complete)

@@ -208,8 +208,9 @@ def check_same_objective(study: Any, metric: str, where: str) -> None:
 
 def outcome_counts(summary: dict[str, Any]) -> str:
     c = summary["counts"]
+    wanted = summary.get("n_trials")
     return (
-        f"{c['finished']} of {summary.get('n_trials', '?')} trials finished "
+        f"{c['finished']}{'' if wanted is None else f' of {wanted}'} trials finished "
         f"({c['complete']} complete, {c['pruned']} pruned), {c['failed']} failed, "
         f"{c['stale_retried']} stale and retried, {c['stale_not_retried']} stale and not "
         f"retried, {c['waiting']} waiting, {c['running']} running"

@@ -170,7 +170,7 @@ class PruningSink(NullProgress):
 
         self.values.append(value)
         try:
-            with self.ledger.call(pruning=True):
+            with self.ledger.call("pruning", pruning=True):
                 self.trial.report(value, int(payload["epoch"]))
                 prune = self.trial.should_prune()
         except UpdateFinishedTrialError as exc:
@@ -256,25 +256,25 @@ def _objective(ctx: TrialContext, trial: Any, ledger: Ledger) -> float:
     from cea.train.run import run_training
 
     metric = ctx.base.hpo.metric
-    with ledger.call():
+    with ledger.call("attrs"):
         trial.set_user_attr(WORKER_ATTR, worker_identity())
-    with ledger.call():
+    with ledger.call("suggest"):
         params = suggest(trial, ctx.base.hpo.space, ctx.base)
-    with ledger.call():
+    with ledger.call("get_trial"):
         frozen = trial.study._storage.get_trial(trial._trial_id)
     # enqueued, or queued again after a stale heartbeat or a dead worker: run as asked
     asked = "fixed_params" in frozen.system_attrs or "retry_history" in frozen.system_attrs
-    with ledger.call():
+    with ledger.call("duplicates"):
         twin = None if asked else _duplicate_of(trial, params)
     if twin is not None:  # no second run of the same parameters (not counted as finished)
-        with ledger.call():
+        with ledger.call("attrs"):
             trial.set_user_attr(DUPLICATE_ATTR, twin)
         ctx.progress.event("duplicate", {"number": trial.number, "of": twin})
         raise optuna.TrialPruned(f"same parameters as trial {twin}")
     name = f"trial-{trial.number:04d}"
     cfg = trial_config(ctx.base, params, name, ctx.study_dir)
     run_dir = ctx.study_dir / name
-    with ledger.call():
+    with ledger.call("attrs"):
         trial.set_user_attr("run_dir", str(run_dir))
     tracker = ctx.tracker_for(trial.number, params)
     sink = PruningSink(trial, metric, ledger)
@@ -312,7 +312,7 @@ def _objective(ctx: TrialContext, trial: Any, ledger: Ledger) -> float:
         _record_failure(ctx, trial, ledger, nan)
         tracker.end("FAILED")
         raise nan
-    with ledger.call():
+    with ledger.call("attrs"):
         trial.set_user_attr("best_epoch", summary.meta["best_epoch"])
         trial.set_user_attr(
             "value_source",
@@ -326,7 +326,7 @@ def _objective(ctx: TrialContext, trial: Any, ledger: Ledger) -> float:
 
 def _record_failure(ctx: TrialContext, trial: Any, ledger: Ledger, exc: BaseException) -> None:
     ctx.progress.event("trial_failed", {"number": trial.number, "error": _error_text(exc)})
-    with ledger.call():
+    with ledger.call("attrs"):
         trial.set_user_attr("error", _error_text(exc))
         trial.set_user_attr("exit_code", int(getattr(exc, "exit_code", 6)))
 

@@ -74,10 +74,11 @@ class Ledger:
     heartbeat_max_gap_s: float = 0.0
     pruning_checks: int = 0
     train_s: float = 0.0  # the training inside the trial (set by the objective)
+    by_kind: dict[str, float] = field(default_factory=dict)  # seconds per kind of call
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextmanager
-    def call(self, pruning: bool = False) -> Iterator[None]:
+    def call(self, kind: str, pruning: bool = False) -> Iterator[None]:
         t0 = time.perf_counter()
         try:
             yield
@@ -87,6 +88,7 @@ class Ledger:
                 self.storage_calls += 1
                 self.storage_s += dt
                 self.pruning_checks += int(pruning)
+                self.by_kind[kind] = self.by_kind.get(kind, 0.0) + dt
 
     def beat(self, seconds: float, gap: float, ok: bool) -> None:
         with self._lock:
@@ -108,6 +110,7 @@ class Ledger:
                 "heartbeat_errors": self.heartbeat_errors,
                 "heartbeat_max_gap_s": round(self.heartbeat_max_gap_s, 2),
                 "pruning_checks": self.pruning_checks,
+                "seconds_by_kind": {k: round(v, 4) for k, v in self.by_kind.items()},
                 "bookkeeping_s": round(own, 4),
                 "bookkeeping_share": round(own / trial_s, 5) if trial_s > 0 else None,
             }
@@ -316,9 +319,12 @@ def run_worker(
     interval = heartbeat_interval_of(study._storage)
     streak = 0
     while True:
-        recover_dead_trials(study)
-        fail_stale_trials(study)
-        c = count(study)
+        ledger = Ledger()  # this trial's bookkeeping, from the checks before it on
+        t0 = time.perf_counter()
+        with ledger.call("checks"):
+            recover_dead_trials(study)
+            fail_stale_trials(study)
+            c = count(study)
         if c.finished >= limits.n_trials:
             return "done"
         if c.failed >= limits.max_failed:
@@ -332,9 +338,7 @@ def run_worker(
             # its worker die) and be queued again
             time.sleep(poll_s)
             continue
-        ledger = Ledger()
-        t0 = time.perf_counter()
-        with ledger.call(), warnings.catch_warnings():
+        with ledger.call("ask"), warnings.catch_warnings():
             # "heartbeat ... supposed to be used with Study.optimize": this loop is cea's own
             # and records the beats itself (Heartbeat below)
             warnings.simplefilter("ignore", UserWarning)
@@ -352,7 +356,7 @@ def run_worker(
             except StopSearch as stop:
                 with suppress(Exception):  # already finished by another worker
                     trial.set_user_attr("interrupted", stop.reason)
-                with ledger.call():
+                with ledger.call("tell"):
                     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
                 done = count(study).finished
                 raise Interrupted(
@@ -375,11 +379,11 @@ def run_worker(
             timing = ledger.to_dict(time.perf_counter() - t0)
             timing["storage_calls"] += 2
             try:
-                with ledger.call():
+                with ledger.call("timing"):
                     study._storage.set_trial_system_attr(trial._trial_id, TIMING_ATTR, timing)
             except Exception:  # noqa: S110 - finished by another worker: found out below
                 pass
-            with ledger.call():
+            with ledger.call("tell"):
                 frozen = study.tell(
                     trial,
                     value if state == TrialState.COMPLETE else None,
