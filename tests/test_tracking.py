@@ -125,7 +125,9 @@ def test_resume_continues_the_same_mlflow_run(cli, workdir, tiny_backbone, small
     )
     run_dir = workdir / "runs" / "rs"
     tracker = open_tracker(cfg, run_dir, resume=False, uri_flag=None)
-    with pytest.raises(KeyboardInterrupt):
+    from cea.errors import Interrupted
+
+    with pytest.raises(Interrupted, match="kept"):  # a kill after epoch 1's checkpoint
         run_training(cfg, run_dir, progress=Crash(), tracker=tracker)
     tracker.end("KILLED")
     run_id = tracker.run_id
