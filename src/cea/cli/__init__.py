@@ -317,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
         signals.finishing()
         _drop_tmp(tmp, saved)
         signals.restore()
+    if _console_script() and threading.current_thread() is threading.main_thread():
+        for sig in _SIGNALS:  # the command is over: a signal while Python shuts down is moot
+            signal.signal(sig, signal.SIG_IGN)  # (it would end the process as -2 / -15)
     if code == int(ExitCode.INTERRUPTED) and _console_script():
         # a KeyboardInterrupt that passed through C code running Python (an import) leaves
         # CPython's "unhandled interrupt" flag set, and the interpreter would then end itself
