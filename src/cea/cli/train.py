@@ -73,7 +73,8 @@ def train(
         str | None, typer.Option("--backbone", help="minilm, tiny, or a local model folder.")
     ] = None,
     data: Annotated[
-        str | None, typer.Option("--data", help="Dataset path (or 'sample', 'sample-long').")
+        str | None,
+        typer.Option("--data", help="Dataset path (or 'sample', 'sample-long', 'sample-hard')."),
     ] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="Do not track with MLflow.")] = False,
     strict_tracking: Annotated[
