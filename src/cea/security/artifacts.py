@@ -19,13 +19,17 @@ the file, hands it to every reading that applies and walks files and folders.
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import stat
+import sys
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cea.security import scan_base as limits
 from cea.security.archive_formats import _container_kind, _container_kinds, _data_kind
@@ -244,6 +248,24 @@ class _Scanner(ArchiveReading, NumpyReading, ConfigReading):
         return kind
 
 
+@contextmanager
+def unraisable_recorded(sink: list[str]) -> Iterator[None]:
+    """Errors Python cannot raise (in a finalizer: "deallocated bytearray object has exported
+    buffers") are printed and forgotten by default; during a scan they are recorded, so the
+    file is incomplete (exit 7) rather than passed with noise on stderr."""
+    previous = sys.unraisablehook
+
+    def hook(u: Any) -> None:
+        sink.append(f"{getattr(u.exc_type, '__name__', 'error')}: {u.exc_value}")
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        gc.collect()  # finalizers of what the scan left behind run here, inside the hook
+        sys.unraisablehook = previous
+
+
 def scan_file(path: Path, *, allowed: frozenset[str] = SAFE_GLOBALS) -> ScanResult:
     """Scan one file (and whatever it contains). Never raises on the file's content."""
     s = _Scanner(str(path), allowed)
@@ -272,12 +294,18 @@ def scan_file(path: Path, *, allowed: frozenset[str] = SAFE_GLOBALS) -> ScanResu
         data = path.read_bytes()
     except OSError as exc:
         return ScanResult(path, fmt, (), (f"{path}: cannot read ({exc.strerror or exc})",))
-    try:
-        fmt = s.blob(data, str(path), path.name, 0)
-    except RecursionError:
-        s.incomplete.append(f"{path}: nested too deeply to scan")
-    except Exception as exc:  # a scanner bug on hostile bytes is incomplete, never a pass
-        s.incomplete.append(f"{path}: the scan failed ({exc.__class__.__name__}: {str(exc)[:80]})")
+    swallowed: list[str] = []
+    with unraisable_recorded(swallowed):
+        try:
+            fmt = s.blob(data, str(path), path.name, 0)
+        except RecursionError:
+            s.incomplete.append(f"{path}: nested too deeply to scan")
+        except Exception as exc:  # a scanner bug on hostile bytes is incomplete, never a pass
+            s.incomplete.append(
+                f"{path}: the scan failed ({exc.__class__.__name__}: {str(exc)[:80]})"
+            )
+    for text in swallowed[:1]:  # an error Python could only print (in a __del__, say)
+        s.incomplete.append(f"{path}: the scan hit an error it could not finish ({text[:80]})")
     if s.pickled and fmt in ("zip", "tar", "other", "text"):
         fmt = f"{fmt}+pickle"
     findings = list({(f.id, f.location, f.message): f for f in s.findings}.values())
