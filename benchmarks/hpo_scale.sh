@@ -105,6 +105,8 @@ for line in open("runs.txt"):
         "storage_calls_per_trial": round(sum(t["storage_calls"] for t in timings) / len(timings), 1) if timings else None,
         "heartbeats_per_trial": round(sum(t["heartbeats"] for t in timings) / len(timings), 1) if timings else None,
         "bookkeeping_share_pct": round(100 * own / trial_s, 3) if trial_s else None,
+        "blocking_share_pct": round(100 * sum(t["storage_s"] for t in timings) / trial_s, 3) if trial_s else None,
+        "heartbeat_s_per_trial": round(sum(t["heartbeat_s"] for t in timings) / len(timings), 3) if timings else None,
         "max_heartbeat_gap_s": max((t["heartbeat_max_gap_s"] for t in timings), default=None),
         "problem_lines": bad[:5],
     })

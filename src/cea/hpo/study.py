@@ -1,11 +1,11 @@
-"""An Optuna study over the train config: objective, workers, recovery, export.
+"""An Optuna study over the train config: the search space, the objective, export.
 
 Each trial is a real `cea train` run (its own run folder under `hpo.runs_dir/<study>/`) with
 the trial's parameters applied as config keys; the validation metric is reported after every
 epoch, so the pruner can stop a bad trial early. `n_trials` counts the finished (complete or
-pruned) trials of the whole study across all workers: a worker starts a trial only while fewer
-than N are finished, so the study can overshoot by at most (workers - 1) trials that were
-already running when the N-th finished.
+pruned) trials of the whole study across all workers; the worker loop (`cea.hpo.worker`)
+starts a trial only while fewer than N are finished or running, so the study does not
+overshoot (but for two workers asking at the same instant).
 """
 
 from __future__ import annotations
@@ -260,9 +260,12 @@ def _objective(ctx: TrialContext, trial: Any, ledger: Ledger) -> float:
         trial.set_user_attr(WORKER_ATTR, worker_identity())
     with ledger.call("suggest"):
         params = suggest(trial, ctx.base.hpo.space, ctx.base)
-    with ledger.call("get_trial"):
-        frozen = trial.study._storage.get_trial(trial._trial_id)
-    # enqueued, or queued again after a stale heartbeat or a dead worker: run as asked
+    # the trial as `ask` read it (its system attributes do not change while it runs):
+    # one storage round trip fewer per trial
+    frozen = getattr(trial, "_cached_frozen_trial", None)
+    if frozen is None:  # pragma: no cover - an optuna without the cache
+        with ledger.call("get_trial"):
+            frozen = trial.study._storage.get_trial(trial._trial_id)
     asked = "fixed_params" in frozen.system_attrs or "retry_history" in frozen.system_attrs
     with ledger.call("duplicates"):
         twin = None if asked else _duplicate_of(trial, params)

@@ -112,7 +112,10 @@ class Ledger:
                 "pruning_checks": self.pruning_checks,
                 "seconds_by_kind": {k: round(v, 4) for k, v in self.by_kind.items()},
                 "bookkeeping_s": round(own, 4),
+                # storage calls, heartbeats, pruning checks over trial time; the heartbeat's
+                # share runs in its own thread beside the training (it delays nothing)
                 "bookkeeping_share": round(own / trial_s, 5) if trial_s > 0 else None,
+                "blocking_share": round(self.storage_s / trial_s, 5) if trial_s > 0 else None,
             }
 
 
