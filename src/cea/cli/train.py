@@ -67,7 +67,9 @@ def train(
     runs_dir: Annotated[
         str | None, typer.Option("--runs-dir", help="Where run folders go.")
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for everything.")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed for everything.")
+    ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Number of epochs.")] = None,
     backbone: Annotated[
         str | None, typer.Option("--backbone", help="minilm, tiny, or a local model folder.")
@@ -155,7 +157,7 @@ def train(
                 else stack.enter_context(json_events.open("a", encoding="utf-8"))
             )
             sinks.append(JsonEventsProgress(stream))
-        should_stop = stack.enter_context(graceful_stop())
+        should_stop = stack.enter_context(graceful_stop(immediate=True))
         result = api.train(
             config,
             overrides,
