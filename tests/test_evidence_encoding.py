@@ -51,8 +51,10 @@ def test_multilabel_evidence_model_trains_evaluates_and_predicts(
     assert pr["examples"]["train"] == n * ml["examples"]["train"]  # a tenth of the inputs
     res = cli("eval", str(tmp_path / "multilabel"), "--json", "--n-boot", "100", "--no-track")
     assert res.exit_code == 0, res.stderr
-    ev = json.loads(res.stdout)["evidence"]
+    report = json.loads(res.stdout)
+    ev = report["evidence"]
     assert ev["pairs_with_evidence"] > 0 and 0 <= ev["recall_at_k"]["3"] <= 1
+    _check_posts_from_sentences(report, tmp_path / "multilabel", small_sample)
     post = cli("train", "--config", "tiny", "--backbone", str(tiny_backbone), "--data",
                str(small_sample), "--no-track", "-q", "--run-name", "post", "train.epochs=1")  # fmt: skip
     assert post.exit_code == 0, post.stderr
@@ -74,3 +76,37 @@ def test_multilabel_evidence_model_trains_evaluates_and_predicts(
         assert evidence[lab][0]["prob"] == pytest.approx(float(probs[:, j].max()), abs=1e-5)
     wrong = cli("predict", str(tmp_path / "multilabel"), "-i", str(inp), "-o", str(tmp_path / "x"))
     assert wrong.exit_code == 2 and "sentence-level" in wrong.stderr
+
+
+def _check_posts_from_sentences(report: dict, run: Path, data: Path) -> None:
+    """The one sentence model's post-level criteria (a post's probability: the max of its
+    sentences'), recomputed with scikit-learn from the eval's own predictions file."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from cea.data.criteria import load_criteria
+    from cea.data.examples import build_post_examples
+    from cea.data.readers import load_dataset
+
+    pf = report["posts_from_sentences"]
+    labels = list(report["thresholds"])
+    thr = np.array([report["thresholds"][lab] for lab in labels])
+    best: dict[str, np.ndarray] = {}
+    folder = run / "eval" / report["name"]
+    for line in (folder / "predictions.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        p = np.array([row["probs"][lab] for lab in labels])
+        best[row["post_id"]] = np.maximum(best.get(row["post_id"], p), p)
+    ds = load_dataset("redsm5", str(data), tuple(load_criteria(None))).dataset
+    posts = [p for p in build_post_examples(ds, tuple(labels)) if p.post_id in best]
+    assert pf["posts"] == len(posts) == report["posts"]
+    y = np.array([p.labels for p in posts])
+    pred = np.array([best[p.post_id] >= thr for p in posts]).astype(int)
+    known_pos = [j for j in range(len(labels)) if np.nansum(y[:, j]) > 0]
+    f1s = []
+    for j in known_pos:
+        keep = ~np.isnan(y[:, j])
+        f1s.append(f1_score(y[keep, j].astype(int), pred[keep, j], zero_division=0))
+    assert pf["metrics"]["macro_f1"] == pytest.approx(float(np.mean(f1s)), abs=1e-6)
+    lo, hi = pf["intervals"]["macro_f1"]
+    assert lo <= pf["metrics"]["macro_f1"] <= hi

@@ -155,6 +155,14 @@ def eval_command(
             + ", ".join(f"recall@{k} {v:.3f}" for k, v in ev["recall_at_k"].items())
             + f" over {ev['pairs_with_evidence']} (post, criterion) pairs with gold sentences"
         )
+    if r.get("posts_from_sentences"):
+        pf = r["posts_from_sentences"]
+        pm, pci = pf["metrics"], pf["intervals"]
+        console.print(
+            f"posts (max of their sentences, {pf['posts']} posts): macro-F1 "
+            f"{pm['macro_f1']:.3f} [{pci['macro_f1'][0]:.3f}, {pci['macro_f1'][1]:.3f}], "
+            f"micro-F1 {pm['micro_f1']:.3f} [{pci['micro_f1'][0]:.3f}, {pci['micro_f1'][1]:.3f}]"
+        )
     print_baseline(r.get("baseline"))
     info(f"report, predictions and plots in {out.folder}" + (f"; {tracked}" if tracked else ""))
 

@@ -119,6 +119,9 @@ def evaluate_run(
         lab: expected_calibration_error(pred.target[pred.crit == i], pred.prob[pred.crit == i])
         for i, lab in enumerate(lm.labels)
     }
+    pfs = None
+    if lm.sentence_level and not lm.pair:  # the same model's answer for the posts
+        pfs = posts_from_sentences(ds, exs, pred.example_prob, lm, n_boot, seed)
     base = None
     if baseline:
         base = _baseline(ds, train_groups, groups, lm.labels, cfg, n_boot, seed)
@@ -135,16 +138,49 @@ def evaluate_run(
     stage.mkdir(parents=True, exist_ok=False)
     try:
         return _write_eval(stage, folder, name, split, source, run_dir, exs, pred, metrics,
-                           intervals, ece_per, ds, lm, base)  # fmt: skip
+                           intervals, ece_per, ds, lm, base, pfs)  # fmt: skip
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)  # a crash, a full disk, Ctrl-C: nothing left
         raise
+
+
+def posts_from_sentences(
+    ds: Any, exs: list[Any], example_prob: Any, lm: Any, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """The criteria of the evaluated posts, read off a multi-label sentence model: a post's
+    probability for a criterion is the largest of its sentences' (a post meets a criterion
+    when one of its sentences is evidence for it), judged at the run's thresholds against the
+    post labels, with intervals over posts. One model, both tasks; the same numbers as a
+    post-level run's, so the two can be set side by side (and beside the post baseline)."""
+    from cea.data.examples import build_post_examples
+
+    n_labels = len(lm.labels)
+    pooled: dict[str, Any] = {}
+    for i, e in enumerate(exs):
+        row = pooled.get(e.post_id)
+        probs = np.asarray(example_prob[i], dtype=np.float64)
+        pooled[e.post_id] = probs.copy() if row is None else np.maximum(row, probs)
+    posts = [p for p in build_post_examples(ds, lm.labels, None) if p.post_id in pooled]
+    crit = np.tile(np.arange(n_labels, dtype=np.int64), len(posts))
+    target = np.array([y for p in posts for y in p.labels], dtype=np.float64)
+    prob = np.concatenate([pooled[p.post_id] for p in posts]) if posts else np.zeros(0)
+    thresholds = np.asarray(lm.thresholds, dtype=np.float64)
+    metrics = compute_metrics(crit, target, prob, lm.labels, thresholds)
+    groups = np.repeat(np.array([p.group_id for p in posts]), n_labels)
+    intervals = bootstrap_intervals(crit, target, prob, groups, thresholds, lm.labels, n_boot, seed)
+    return {
+        "pooling": "max",
+        "posts": len(posts),
+        "metrics": metrics.to_dict(),
+        "intervals": intervals,
+    }
 
 
 def _write_eval(
     stage: Path, folder: Path, name: str, split: str, source: str | None, run_dir: Path,
     exs: list[Any], pred: Any, metrics: Any, intervals: Any, ece_per: dict[str, float],
     ds: Any, lm: Any, base: dict[str, Any] | None = None,
+    pfs: dict[str, Any] | None = None,
 ) -> EvalOutput:  # fmt: skip
     from cea.security.io import atomic_write_json, atomic_write_text
     from cea.security.manifest import write_manifest
@@ -196,6 +232,8 @@ def _write_eval(
             np.array([y for e in exs for y in e.labels], dtype=np.float64),
             pred.example_prob.reshape(-1),
         )
+    if pfs is not None:
+        report["posts_from_sentences"] = pfs
     if base is not None:
         report["baseline"] = base
     atomic_write_text(stage / "predictions.jsonl", "\n".join(lines) + "\n")
