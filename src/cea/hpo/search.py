@@ -232,8 +232,10 @@ def check_outcome(summary: dict[str, Any], min_complete: int) -> None:
         )
     wanted = summary.get("n_trials")
     if wanted is not None and summary["counts"]["finished"] < wanted:
+        codes = summary.get("worker_exit_codes") or []
+        dead = f"; worker exit codes {codes}" if any(codes) else ""
         raise GateRefused(
-            f"the study is short: {outcome_counts(summary)}",
+            f"the study is short: {outcome_counts(summary)}{dead}",
             hint="continue it with the same command and --resume",
         )
     if complete < min_complete:
