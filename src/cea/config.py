@@ -183,10 +183,6 @@ class TrainConfig(_Strict):
     # the run's probabilities are used (cea.evaluate.calibration): temperature = sigmoid(z/T),
     # platt = sigmoid(a z + b) (also moves the 0.5 point), none = the model's own
     calibration: Literal["none", "temperature", "platt"] = "none"
-    # a map per criterion fitted on validation before the threshold rule and applied wherever
-    # the run's probabilities are used (cea.evaluate.calibration): temperature = sigmoid(z/T),
-    # platt = sigmoid(a z + b) (also moves the 0.5 point), none = the model's own
-    calibration: Literal["none", "temperature", "platt"] = "none"
 
 
 class OutputConfig(_Strict):
