@@ -41,10 +41,8 @@ def test_a_scan_that_hits_one_is_incomplete(
     leftovers: list[object] = []
 
     def blob(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        cycle: list[object] = [_RaisesOnDel()]
-        cycle.append(cycle)  # freed only by the collector, after the reading returned
-        leftovers.append(len(cycle))
-        del cycle
+        left = _RaisesOnDel()  # freed when this reading returns, inside the scan
+        leftovers.append(id(left))
         return real_blob(self, *args, **kwargs)
 
     monkeypatch.setattr(artifacts._Scanner, "blob", blob)

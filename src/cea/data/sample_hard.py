@@ -26,18 +26,9 @@ import math
 import random
 from statistics import NormalDist
 
-LABELS = (
-    "DEPRESSED_MOOD",
-    "ANHEDONIA",
-    "APPETITE_CHANGE",
-    "SLEEP_ISSUES",
-    "PSYCHOMOTOR",
-    "FATIGUE",
-    "WORTHLESSNESS",
-    "COGNITIVE_ISSUES",
-    "SUICIDAL_THOUGHTS",
-    "SPECIAL_CASE",
-)
+from cea.data.criteria import DSM5_LABELS
+
+LABELS = DSM5_LABELS  # the ten ReDSM5 labels, in their order
 
 HARD_POSTS = 1484  # the size of ReDSM5
 # share of posts that meet each criterion (the rare two: ~1 %, under 15 posts in a 70 % split)
