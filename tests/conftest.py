@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,29 @@ def _isolated_cwd(
 ) -> None:
     """Every test runs in its own empty folder: no mlflow.db or runs/ lands in the checkout."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_globals() -> Iterator[None]:
+    """MLflow's `set_tracking_uri` sets MLFLOW_TRACKING_URI in os.environ (for subprocesses),
+    and cea honours that variable: a test that sets it must not pick the store of every later
+    test (a relative `sqlite:///mlflow.db` from one test sent later ones elsewhere)."""
+    _reset_mlflow_globals()
+    yield
+    _reset_mlflow_globals()
+
+
+def _reset_mlflow_globals() -> None:
+    import sys
+
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        os.environ.pop(key, None)
+    if "mlflow" in sys.modules:
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        tracking_utils._tracking_uri = None
+        registry_utils._registry_uri = None
 
 
 @pytest.fixture

@@ -293,9 +293,11 @@ def test_a_study_that_is_short_exits_1_with_the_counts(
     res = cli("hpo", *_base(hpo_data, tiny_backbone, runs), "--set", "train.epochs=1",
               "--n-trials", "4", "--timeout", "1", "--study-name", "short", "--no-track", "--json")  # fmt: skip
     assert res.exit_code == 1, res.stderr
-    assert "the study is short: 1 of 4 trials finished" in res.stderr
     out = json.loads(res.stdout)
-    assert out["counts"]["finished"] == 1 and out["n_trials"] == 4
+    done = out["counts"]["finished"]  # the worker stops starting trials after 1 s
+    assert 1 <= done < 4 and out["n_trials"] == 4
+    said = " ".join(res.stderr.split())  # (a narrow terminal may wrap the line)
+    assert f"the study is short: {done} of 4 trials finished" in said
 
 
 @pytest.mark.service
