@@ -30,6 +30,11 @@ def _console_script() -> bool:
 
 
 if _console_script() and threading.current_thread() is threading.main_thread():
+    import tempfile
+
+    # the temp folder is found by writing and removing a scratch file in it: done before the
+    # handler below can end the process (os._exit) between the two and leave the file behind
+    tempfile.gettempdir()
     for _sig in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(_sig) in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(_sig, _interrupted_at_start)
