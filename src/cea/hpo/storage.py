@@ -67,7 +67,7 @@ def open_storage(
     from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RDBStorage
 
-    from cea.hpo.worker import stale_callback
+    from cea.hpo.worker import retry_trial
 
     if spec.kind == "journal":
         return open_journal(Path(spec.url), notes if notes is not None else [])
@@ -76,7 +76,7 @@ def open_storage(
         kwargs = {
             "heartbeat_interval": heartbeat_interval,
             "grace_period": grace_period,
-            "heartbeat_stale_trial_callback": stale_callback,
+            "heartbeat_stale_trial_callback": retry_trial,
             "engine_kwargs": {"pool_pre_ping": True},
         }
 

@@ -27,7 +27,7 @@ from cea.hpo.worker import (
     Objective,
     StopSearch,
     TrialWentStale,
-    is_own_failure,
+    is_stale,
     worker_identity,
 )
 from cea.progress import FanOut, NullProgress, ProgressSink
@@ -371,9 +371,7 @@ def trials_table(study: Any) -> list[dict[str, Any]]:
                 "error": t.user_attrs.get("error"),
                 "duplicate_of": t.user_attrs.get(DUPLICATE_ATTR),
                 # failed by another worker (stale heartbeat, dead process), not by its error
-                "stale": t.state.name == "FAIL"
-                and not is_own_failure(t)
-                and "interrupted" not in t.user_attrs,
+                "stale": is_stale(t),
                 "retry_of": t.user_attrs.get(RETRY_OF_ATTR),
                 "timing": t.system_attrs.get(TIMING_ATTR),
             }

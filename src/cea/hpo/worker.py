@@ -30,7 +30,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,11 +167,6 @@ class Heartbeat:
         self._thread.join(timeout=self.interval + 5)
 
 
-@contextmanager
-def _no_heartbeat() -> Iterator[None]:
-    yield
-
-
 def retry_trial(study: Any, frozen: Any) -> None:
     """Queue a failed-stale or dead trial again with its parameters (WAITING, picked first by
     the next `ask`), unless it was retried `MAX_RETRY` times already.
@@ -192,10 +187,6 @@ def retry_trial(study: Any, frozen: Any) -> None:
             system_attrs={"failed_trial": history[0], "retry_history": history},
         )
     )
-
-
-def stale_callback(study: Any, frozen: Any) -> None:
-    retry_trial(study, frozen)
 
 
 def _pid_alive(pid: int, started: float | None) -> bool:
@@ -268,6 +259,14 @@ def is_own_failure(t: Any) -> bool:
     return "exit_code" in t.user_attrs
 
 
+def is_stale(t: Any) -> bool:
+    """A FAIL trial that another worker failed (stale heartbeat, dead process): neither its
+    own error nor an interruption."""
+    return bool(
+        t.state.name == "FAIL" and not is_own_failure(t) and "interrupted" not in t.user_attrs
+    )
+
+
 def count(study: Any) -> Counts:
     from optuna.trial import TrialState
 
@@ -278,13 +277,7 @@ def count(study: Any) -> Counts:
         running=sum(1 for t in trials if t.state == TrialState.RUNNING),
         waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
         failed=sum(1 for t in trials if t.state == TrialState.FAIL and is_own_failure(t)),
-        stale=sum(
-            1
-            for t in trials
-            if t.state == TrialState.FAIL
-            and not is_own_failure(t)
-            and "interrupted" not in t.user_attrs
-        ),
+        stale=sum(1 for t in trials if is_stale(t)),
     )
 
 
@@ -349,7 +342,7 @@ def run_worker(
         beat = (
             Heartbeat(study._storage, trial._trial_id, interval, ledger)
             if interval is not None
-            else _no_heartbeat()
+            else nullcontext()
         )
         value: float | None = None
         state = TrialState.COMPLETE
