@@ -27,7 +27,6 @@ import random
 from statistics import NormalDist
 
 from cea.data.criteria import DSM5_LABELS
-from cea.data.sample import POSITIVE
 
 LABELS = DSM5_LABELS  # the ten ReDSM5 labels, in their order
 
@@ -83,7 +82,12 @@ _HEDGE = ["", "", "", "", "Honestly, ", "I guess ", "To be fair, ", "And ", "But
 # evidence: explicit (the criterion's own words) and implicit (none of them)
 EVIDENCE: dict[str, list[str]] = {
     "DEPRESSED_MOOD": [
-        *POSITIVE["DEPRESSED_MOOD"],  # the ordinary sample's, then harder ones
+        "I feel empty and sad {when}.",
+        "Everything feels hopeless {when} and I cry without knowing why.",
+        "There is a heavy grey cloud over me {when}.",
+        "I have been so down {when} that nothing lifts my mood.",
+        "Most mornings I wake up already feeling miserable.",
+        "I just feel numb and low {when}.",
         "I have been depressed {when} and it is not getting better.",
         "The sadness never really leaves, it just gets quieter sometimes.",
         "I end up crying in the car before work {when}.",
@@ -91,14 +95,24 @@ EVIDENCE: dict[str, list[str]] = {
         "Some days the only thing I feel is a dull ache in my chest.",
     ],
     "ANHEDONIA": [
-        *POSITIVE["ANHEDONIA"],  # the ordinary sample's, then harder ones
+        "I stopped enjoying the games I used to love {when}.",
+        "Nothing is fun anymore, not even music.",
+        "I used to paint every weekend but now I can't be bothered.",
+        "Going out with friends gives me no pleasure {when}.",
+        "Hobbies that once excited me feel pointless now.",
+        "I don't care about anything I used to be into.",
         "I have lost interest in basically everything {when}.",
         "My guitar has been collecting dust since the summer.",
         "When my friends invite me to the lake I just say I'm busy and stare at the wall.",
         "Even my favourite shows feel like background noise now.",
     ],
     "APPETITE_CHANGE": [
-        *POSITIVE["APPETITE_CHANGE"],  # the ordinary sample's, then harder ones
+        "I barely eat {when} and I have lost a lot of weight.",
+        "I keep eating all night and gained almost ten kilos.",
+        "Food tastes like cardboard and I skip most meals.",
+        "My appetite is gone {when}.",
+        "I have been stress eating {when} and my clothes no longer fit.",
+        "I forget to eat for whole days.",
         "My jeans are falling off me and my mom keeps asking if I'm eating.",
         "I finish a whole family pack of crisps most nights without noticing.",
         "I have to force myself to eat anything {when}.",
@@ -115,36 +129,65 @@ EVIDENCE: dict[str, list[str]] = {
         "I keep napping after class and then I'm up all night.",
     ],
     "PSYCHOMOTOR": [
-        *POSITIVE["PSYCHOMOTOR"],  # the ordinary sample's, then harder ones
+        "I move so slowly {when} that people ask if I am okay.",
+        "I can't sit still and keep pacing around my room.",
+        "My body feels like it is moving through mud.",
+        "I fidget constantly and my hands won't stop shaking.",
+        "Even talking feels slowed down {when}.",
+        "I feel restless and agitated all the time.",
         "My coworker said I speak so slowly now that it worries her.",
     ],
     "FATIGUE": [
-        *POSITIVE["FATIGUE"],  # the ordinary sample's, then harder ones
+        "I am exhausted all the time {when}.",
+        "Even a shower wipes me out for the day.",
+        "I have no energy to do anything {when}.",
+        "I feel drained from the moment I get up.",
+        "Climbing the stairs leaves me completely worn out.",
+        "My whole body feels heavy and tired {when}.",
         "Carrying the groceries up to my flat feels like running a marathon.",
         "By lunch I have nothing left in the tank.",
         "I'm so tired {when} that I sit in the car for ten minutes before going inside.",
     ],
     "WORTHLESSNESS": [
-        *POSITIVE["WORTHLESSNESS"],  # the ordinary sample's, then harder ones
+        "I feel like a complete failure and a burden to everyone.",
+        "I am worthless and everyone would be better off without me around.",
+        "I keep blaming myself for things that are not my fault.",
+        "I hate myself {when}.",
+        "The guilt eats at me over every small mistake.",
+        "I don't deserve the people in my life.",
         "Everyone around me is moving forward and I am just dead weight.",
         "I replay every stupid thing I have ever said and feel disgusting.",
         "My family would be proud of anyone except me.",
         "I'm a waste of space {when}.",
     ],
     "COGNITIVE_ISSUES": [
-        *POSITIVE["COGNITIVE_ISSUES"],  # the ordinary sample's, then harder ones
+        "I can't concentrate on anything {when}.",
+        "I read the same page five times and nothing sticks.",
+        "Making even small decisions feels impossible.",
+        "My mind is foggy and I forget what I was saying.",
+        "I can't focus at work {when} and my boss noticed.",
+        "My thoughts are slow and scattered.",
         "I stood in the supermarket for twenty minutes unable to pick a cereal.",
         "I missed three deadlines because my head is full of static.",
         "In lectures the words just slide past me {when}.",
     ],
     "SUICIDAL_THOUGHTS": [
-        *POSITIVE["SUICIDAL_THOUGHTS"],  # the ordinary sample's, then harder ones
+        "I keep thinking about ending my life.",
+        "Sometimes I wish I could just not wake up.",
+        "I have been thinking about death {when}.",
+        "I looked up ways to kill myself last night.",
+        "I think everyone would be fine if I died.",
+        "The thought of disappearing forever comes back {when}.",
         "I wrote a goodbye note and hid it in a drawer.",
         "When I drive over the bridge I think about how easy it would be.",
         "I don't want to be here anymore {when}.",
     ],
     "SPECIAL_CASE": [
-        *POSITIVE["SPECIAL_CASE"],  # the ordinary sample's, then harder ones
+        "My grandmother passed away last month and I miss her terribly.",
+        "A few weeks ago I barely slept for days and felt unstoppable, buying things I can't afford.",
+        "Since my dog died the house feels so quiet.",
+        "Last year I had a stretch where my thoughts raced and I felt on top of the world.",
+        "I am grieving my father and some days are harder than others.",
         "For a week in June I felt invincible and started five projects at once.",
     ],
 }
