@@ -120,13 +120,26 @@ class ChunkingConfig(_Strict):
 
 class TaskConfig(_Strict):
     name: Literal["criteria", "evidence"] = "criteria"
-    level: Literal["post", "sentence"] = "post"
+    # auto: sentence when the data has sentence annotations (evidence rows), else post; the
+    # run folder's config.yaml holds the resolved level (`cea.data.prepare.resolve_task`)
+    level: Literal["post", "sentence", "auto"] = "post"
     negatives: Literal["annotated", "all"] = "annotated"
     labels: list[str] | None = None  # subset of the criteria; default: all
     # sentence level: pair = one (criterion description, sentence) input per criterion;
     # multilabel = one input per sentence, a head with every criterion (a tenth of the work
     # for ten criteria; pairs stay for criteria sets that change after training)
     encoding: Literal["pair", "multilabel"] = "pair"
+    # multi-label sentence runs: how a post's criterion score is read off its sentences'
+    # (calibrated) probabilities: the largest one, or noisy-or 1 - prod(1 - p)
+    post_pooling: Literal["max", "noisy_or"] = "max"
+
+    @property
+    def unit(self) -> Literal["post", "sentence"]:
+        """The level, resolved (`auto` is resolved from the data by `cea.data.prepare`; a run
+        folder's config.yaml never says auto)."""
+        if self.level == "auto":
+            raise ConfigError("task.level=auto must be resolved from the data first")
+        return self.level
 
     @property
     def pair(self) -> bool:
@@ -135,7 +148,7 @@ class TaskConfig(_Strict):
 
     @model_validator(mode="after")
     def _evidence_is_sentence_level(self) -> TaskConfig:
-        if self.name == "evidence" and self.level != "sentence":
+        if self.name == "evidence" and self.level == "post":
             raise ValueError("task.name=evidence needs task.level=sentence")
         return self
 
@@ -151,6 +164,21 @@ class EarlyStoppingConfig(_Strict):
     metric: Literal["macro_auprc", "macro_f1", "micro_f1", "val_loss"] = "macro_auprc"
     patience: int = Field(2, ge=0)  # 0 disables early stopping
     min_delta: float = Field(0.0, ge=0)
+    # k > 1: select on the mean of the last k epochs' values (a single noisy epoch cannot win)
+    # and keep the mean of those k epochs' weights (checkpoint averaging)
+    average: int = Field(1, ge=1, le=10)
+
+
+class NegativeSamplingConfig(_Strict):
+    """Multi-label sentence training: every epoch keeps all sentences that are evidence for
+    some criterion and draws `per_positive` times as many of the others, `hard_share` of them
+    from the hardest negatives (those a TF-IDF + logistic regression fitted on the training
+    sentences scores highest: negations, other senses, a neighbour's words), the rest at
+    random; a new draw each epoch (seeded). Validation and test are never sampled."""
+
+    enabled: bool = False
+    per_positive: float = Field(4.0, gt=0, le=1000)
+    hard_share: float = Field(0.5, ge=0, le=1)
 
 
 class TrainConfig(_Strict):
@@ -163,8 +191,12 @@ class TrainConfig(_Strict):
     schedule: Literal["linear", "cosine", "constant"] = "linear"
     grad_accum: int = Field(1, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    class_weighting: Literal["none", "pos_weight"] = "pos_weight"
+    # pos_weight: neg/pos per criterion clipped to max_pos_weight; balanced: neg/pos uncapped
+    # (each criterion's positives weigh as much as its negatives), counted over the rows an
+    # epoch actually draws when negatives are sampled
+    class_weighting: Literal["none", "pos_weight", "balanced"] = "pos_weight"
     max_pos_weight: float = Field(10.0, ge=1)
+    negative_sampling: NegativeSamplingConfig = NegativeSamplingConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     bucket_by_length: bool = True
     num_workers: int = Field(0, ge=0, le=64)

@@ -261,16 +261,20 @@ def pipeline_on_data(cfg: Any, *, repeats: int = 3, delay_s: float = 0.0) -> dic
     setup, then `repeats` epochs through the loader training uses (its sampler, augmentation,
     re-tokenization, collate) — with `train.num_workers` 0 the augment and re-tokenize shares
     of an epoch are measured apart from collate."""
-    from cea.train.loop import training_loader
+    from cea.train.loop import negative_plan, sampling_applies, training_loader
     from cea.train.run import load_inputs
 
     times: dict[str, float] = {}
     start = time.perf_counter()
     inputs = load_inputs(cfg, times=times)
+    cfg = inputs.data.config  # task.level "auto" resolved from the data
     setup_s = time.perf_counter() - start
     feats = inputs.feats["train"]
+    plan = (
+        negative_plan(cfg, feats, inputs.hardness) if sampling_applies(cfg, cfg.task.pair) else None
+    )
     loader, sampler, dataset = training_loader(
-        cfg, feats, inputs.train_dataset, pad_id=inputs.pad_id, pair=cfg.task.pair
+        cfg, feats, inputs.train_dataset, pad_id=inputs.pad_id, pair=cfg.task.pair, plan=plan
     )
     runs: list[LoaderRun] = []
     parts: list[dict[str, float]] = []

@@ -24,11 +24,13 @@ from typing import Any
 from cea.config import CeaConfig
 
 
-def _sampler_len(cfg: CeaConfig, feats: Any, pair: bool) -> int:
-    """Micro-steps per epoch: the length of the very sampler training builds."""
-    from cea.train.loop import training_loader
+def _sampler_len(cfg: CeaConfig, feats: Any, pair: bool, hardness: Any = None) -> int:
+    """Micro-steps per epoch: the length of the very sampler training builds (a sampled
+    epoch's draw of negatives included)."""
+    from cea.train.loop import negative_plan, sampling_applies, training_loader
 
-    return len(training_loader(cfg, feats, pair=pair)[1])
+    plan = negative_plan(cfg, feats, hardness) if sampling_applies(cfg, pair) else None
+    return len(training_loader(cfg, feats, pair=pair, plan=plan)[1])
 
 
 def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> dict[str, Any]:
@@ -45,11 +47,12 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
     # what the process spent before this call (interpreter start, imports): a run pays it too
     times["startup_s"] = max(0.0, time.time() - psutil.Process().create_time())
     inputs = load_inputs(cfg, times=times)
+    cfg = inputs.data.config  # task.level "auto" resolved from the data
     data, feats, pair = inputs.data, inputs.feats, cfg.task.pair
     t = time.perf_counter()
     model = build_run_model(cfg, inputs)
     times["model_build_s"] = time.perf_counter() - t
-    steps_per_epoch = _sampler_len(cfg, feats["train"], pair)
+    steps_per_epoch = _sampler_len(cfg, feats["train"], pair, inputs.hardness)
     measured = min(warmup + steps, steps_per_epoch)
     timed = {"max_steps": max(1, measured // cfg.train.grad_accum), "epochs": 1, "log_every": 1}
     short = cfg.model_copy(update={"train": cfg.train.model_copy(update=timed)})
@@ -61,7 +64,7 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
         t = time.perf_counter()
         fit(model, short, train_features=feats["train"], val_features=feats["validation"],
             labels=data.labels, pair=pair, run_dir=Path(tmp), progress=rec, pad_id=pad_id,
-            train_dataset=inputs.train_dataset)  # fmt: skip
+            train_dataset=inputs.train_dataset, hardness=inputs.hardness)  # fmt: skip
         fit_s = time.perf_counter() - t
     step_events = [p for k, p in rec.events if k == "step"]
     # (micro-steps, wait, step) per event: its times are per optimizer step, so times their count

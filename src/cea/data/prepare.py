@@ -24,6 +24,26 @@ class PreparedData:
     descriptions: dict[str, str]
     examples: dict[str, list[Example]]  # split name -> examples
     warnings: int
+    config: CeaConfig  # the config with `task.level: auto` resolved (what the run really does)
+
+
+def has_evidence(ds: Dataset) -> bool:
+    """Does the data carry sentence annotations that mark evidence (status 1 rows)?"""
+    return ds.format == "redsm5" and any(a.status == 1 for a in ds.annotations)
+
+
+def resolve_task(config: CeaConfig, ds: Dataset) -> CeaConfig:
+    """`task.level: auto` -> sentence when the data has evidence annotations (one multi-label
+    sentence model serves criteria and evidence), else post; other levels as they are."""
+    if config.task.level != "auto":
+        return config
+    level = "sentence" if has_evidence(ds) else "post"
+    if config.task.name == "evidence" and level == "post":
+        raise ConfigError(
+            "task.name=evidence needs sentence annotations (status 1 rows in the redsm5 format)"
+        )
+    task = config.task.model_copy(update={"level": level})
+    return config.model_copy(update={"task": task})
 
 
 def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> PreparedData:
@@ -42,6 +62,7 @@ def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> Pr
     )
     ensure_usable(result, strict=config.data.strict)
     ds = result.dataset
+    config = resolve_task(config, ds)
     if config.task.level == "sentence" and ds.format != "redsm5":
         raise ConfigError("task.level=sentence needs sentence annotations (the redsm5 format)")
     split_path = split_override or (
@@ -56,7 +77,7 @@ def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> Pr
     for name, gids in split.groups.items():
         examples[name] = build_examples(
             ds,
-            level=config.task.level,
+            level=config.task.unit,
             labels=labels,
             negatives=config.task.negatives,
             groups=set(gids),
@@ -67,4 +88,4 @@ def prepare_data(config: CeaConfig, *, split_override: Path | None = None) -> Pr
             raise DataError(
                 f"the {name} split has no examples for task {config.task.name}/{config.task.level}"
             )
-    return PreparedData(ds, split, labels, criteria, examples, len(result.warnings))
+    return PreparedData(ds, split, labels, criteria, examples, len(result.warnings), config)

@@ -74,6 +74,22 @@ def fit_predict(
     return prob
 
 
+def negative_hardness(train: list[Any], n_labels: int) -> NDArray[np.float64]:
+    """Per training example, how much it looks like evidence it is not: the largest
+    probability the baseline (fitted on these very examples) gives it for a criterion whose
+    target is 0. Negations, other senses and a neighbour criterion's words score high; plain
+    filler scores low. `cea.train`'s negative sampling draws the hardest more often."""
+    y = np.array([e.labels for e in train], dtype=np.float64).reshape(-1, n_labels)
+    if not len(train):
+        return np.zeros(0)
+    try:
+        prob = fit_predict([e.text for e in train], y, [e.text for e in train])
+    except ValueError:  # an empty vocabulary: no order, every negative alike
+        return np.zeros(len(train))
+    negative = np.nan_to_num(y, nan=1.0) < 0.5
+    return np.asarray(np.where(negative, prob, 0.0).max(axis=1), dtype=np.float64)
+
+
 def _score(
     train: list[Any],
     evaluated: list[Any],
@@ -169,7 +185,7 @@ def baseline_for_run(
     return run_baseline(
         result.dataset, set(sp.groups["train"]),
         None if split == "all" else set(sp.groups[split]),
-        labels=tuple(meta["labels"]), level=cfg.task.level, negatives=cfg.task.negatives,
+        labels=tuple(meta["labels"]), level=cfg.task.unit, negatives=cfg.task.negatives,
         n_boot=n_boot, seed=seed,
     )  # fmt: skip
 
@@ -213,8 +229,15 @@ def verdict(
 
 
 def with_verdict(
-    base: dict[str, Any], metrics: dict[str, Any], intervals: dict[str, Any] | None
+    base: dict[str, Any],
+    metrics: dict[str, Any],
+    intervals: dict[str, Any] | None,
+    posts: tuple[dict[str, Any], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """`base` with the verdict on the model's `metrics` (at the run's level) added."""
+    """`base` with the verdict on the model's `metrics` (at the run's level) added; `posts`:
+    a sentence model's post-level answer (pooled), judged against the post baseline too."""
     level = base.get("model_level", "post")
-    return {**base, "verdict": verdict({level: (metrics, intervals)}, base)}
+    model = {level: (metrics, intervals)}
+    if posts is not None and level != "post":
+        model = {"post": posts, **model}
+    return {**base, "verdict": verdict(model, base)}

@@ -98,7 +98,7 @@ def evaluate_run(
         train_groups = set(sp.groups.get("train", ()))
     exs = build_examples(
         ds,
-        level=cfg.task.level,
+        level=cfg.task.unit,
         labels=lm.labels,
         negatives=cfg.task.negatives,
         groups=groups,
@@ -255,6 +255,6 @@ def _baseline(
     if not train_groups:
         return {"skipped": "no train split of this data in the run folder to fit on"}
     return run_baseline(
-        ds, train_groups, groups, labels=labels, level=cfg.task.level,
+        ds, train_groups, groups, labels=labels, level=cfg.task.unit,
         negatives=cfg.task.negatives, n_boot=n_boot, seed=seed,
     )  # fmt: skip

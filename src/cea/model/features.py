@@ -213,9 +213,13 @@ class BucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _rows(self, rng: random.Random) -> list[int]:
+        """The rows of this epoch (all of them; a sampling subclass draws a subset)."""
+        return list(range(len(self.lengths)))
+
     def _batches(self) -> list[list[int]]:
-        idx = list(range(len(self.lengths)))
         rng = random.Random(self.seed * 100_003 + self.epoch)  # noqa: S311 - data order only
+        idx = self._rows(rng)
         if self.shuffle:
             rng.shuffle(idx)
         if self.bucket:
@@ -230,8 +234,50 @@ class BucketBatchSampler(Sampler[list[int]]):
         return iter(self._batches())
 
     def __len__(self) -> int:
-        n = math.ceil(len(self.lengths) / self.batch_size)
+        n = math.ceil(self.rows_per_epoch / self.batch_size)
         return math.ceil(n / self.num_replicas)
+
+    @property
+    def rows_per_epoch(self) -> int:
+        return len(self.lengths)
+
+
+class SampledBatchSampler(BucketBatchSampler):
+    """`BucketBatchSampler` over a new draw of rows each epoch (seeded by seed and epoch):
+    every positive row, and `n_negatives` of the negative rows: `n_hard` drawn from the
+    2 * n_hard hardest (`negatives` is ordered hardest first), the rest at random from the
+    others. Multi-label sentence training with 1-3 % evidence per criterion: the positives
+    are seen every epoch, the negatives that look like evidence often, and an epoch costs a
+    fraction of a pass over every sentence."""
+
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        *,
+        positives: list[int],
+        negatives: list[int],
+        n_negatives: int,
+        n_hard: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(lengths, batch_size, **kwargs)
+        self.positives = list(positives)
+        self.negatives = list(negatives)
+        self.n_negatives = max(0, min(n_negatives, len(self.negatives)))
+        self.n_hard = max(0, min(n_hard, self.n_negatives))
+
+    @property
+    def rows_per_epoch(self) -> int:
+        return len(self.positives) + self.n_negatives
+
+    def _rows(self, rng: random.Random) -> list[int]:
+        pool = min(len(self.negatives), 2 * self.n_hard)
+        hard = rng.sample(self.negatives[:pool], self.n_hard)
+        chosen = set(hard)
+        rest = [r for r in self.negatives if r not in chosen]
+        drawn = rng.sample(rest, self.n_negatives - self.n_hard)
+        return sorted(self.positives + hard + drawn)
 
 
 def rows_by_example(features: Features) -> list[list[int]]:

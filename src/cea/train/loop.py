@@ -7,6 +7,7 @@ does not change.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import random
@@ -29,6 +30,7 @@ from cea.model.features import (
     ExampleBatchSampler,
     FeatureDataset,
     Features,
+    SampledBatchSampler,
     collate,
 )
 from cea.model.inference import (
@@ -160,30 +162,88 @@ def build_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float) -
 
 
 def pos_weights(
-    features: Features, n_labels: int, pair: bool, cap: float, *, per_example: bool = True
+    features: Features,
+    n_labels: int,
+    pair: bool,
+    cap: float,
+    *,
+    per_example: bool = True,
+    row_weight: np.ndarray | None = None,
 ) -> torch.Tensor:
     """neg/pos per criterion over the training examples (each post once, however many windows
     it has; per window with `per_example=False`), clipped to [1, cap]. Unknown labels (NaN)
-    count neither way."""
+    count neither way. `row_weight`: how often each row is drawn per epoch (negative
+    sampling), so the weights balance what an epoch actually holds."""
     pos = np.zeros(n_labels)
     tot = np.zeros(n_labels)
     seen: set[int] = set()
-    for y, c, e in zip(features.labels, features.crit_index, features.example_index, strict=True):
+    rows = zip(features.labels, features.crit_index, features.example_index, strict=True)
+    for row, (y, c, e) in enumerate(rows):
         if per_example:
             if e in seen:
                 continue
             seen.add(e)
         v = np.asarray(y, dtype=np.float64)
         ok = ~np.isnan(v)
+        share = 1.0 if row_weight is None else float(row_weight[row])
         if pair:
             if ok[0]:
-                pos[c] += v[0]
-                tot[c] += 1
+                pos[c] += v[0] * share
+                tot[c] += share
         else:
-            pos += np.where(ok, v, 0.0)
-            tot += ok
-    w = np.where(pos > 0, (tot - pos) / np.maximum(pos, 1), 1.0)
+            pos += np.where(ok, v, 0.0) * share
+            tot += ok * share
+    w = np.where(pos > 0, (tot - pos) / np.maximum(pos, 1e-12), 1.0)
     return torch.tensor(np.clip(w, 1.0, cap), dtype=torch.float32)
+
+
+@dataclass(frozen=True)
+class NegativePlan:
+    """Which training rows an epoch draws (`train.negative_sampling`)."""
+
+    positives: list[int]
+    negatives: list[int]  # hardest first
+    n_negatives: int
+    n_hard: int
+
+    def row_weight(self, n_rows: int) -> np.ndarray:
+        """Each row's expected draws per epoch: 1 for positives, the draw rate for negatives."""
+        w = np.zeros(n_rows)
+        w[self.positives] = 1.0
+        if self.negatives:
+            w[self.negatives] = self.n_negatives / len(self.negatives)
+        return w
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "positive_rows": len(self.positives),
+            "negative_rows": len(self.negatives),
+            "negatives_per_epoch": self.n_negatives,
+            "hard_negatives_per_epoch": self.n_hard,
+        }
+
+
+def negative_plan(
+    config: CeaConfig, features: Features, hardness: np.ndarray | None
+) -> NegativePlan:
+    """Positive rows (evidence for some criterion) and the negatives ordered hardest first
+    (`hardness` per example; without it, no hard share)."""
+    ns = config.train.negative_sampling
+    labels = np.asarray(features.labels, dtype=np.float64).reshape(len(features), -1)
+    positive = np.nan_to_num(labels, nan=0.0).max(axis=1) >= 0.5
+    positives = [int(r) for r in np.flatnonzero(positive)]
+    negatives = [int(r) for r in np.flatnonzero(~positive)]
+    n_hard_share = ns.hard_share
+    if hardness is not None:
+        row_hardness = np.asarray(hardness, dtype=np.float64)[
+            np.asarray(features.example_index, dtype=np.int64)
+        ]
+        # hardest first; ties in row order (stable), so the plan is deterministic
+        negatives.sort(key=lambda r: -row_hardness[r])
+    else:
+        n_hard_share = 0.0
+    n_neg = min(len(negatives), round(ns.per_positive * max(len(positives), 1)))
+    return NegativePlan(positives, negatives, n_neg, round(n_hard_share * n_neg))
 
 
 def _loss(
@@ -199,6 +259,27 @@ def _loss(
     return masked_bce(logits, labels, weight)
 
 
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _averaged(model: torch.nn.Module, states: list[dict[str, torch.Tensor]]) -> torch.nn.Module:
+    """A copy of `model` holding the mean of `states` (integer buffers from the last)."""
+    import copy
+
+    avg = copy.deepcopy(model).to("cpu")
+    merged = {
+        k: (
+            torch.stack([st[k].float() for st in states]).mean(0).to(v.dtype)
+            if v.is_floating_point()
+            else v
+        )
+        for k, v in states[-1].items()
+    }
+    avg.load_state_dict(merged)
+    return avg
+
+
 def _metric_value(report: MetricReport, metric: str) -> tuple[float, bool]:
     """(value, higher is better)."""
     if metric == "val_loss":
@@ -206,6 +287,17 @@ def _metric_value(report: MetricReport, metric: str) -> tuple[float, bool]:
     if metric == "macro_auprc":
         return (report.macro_auprc if report.macro_auprc is not None else 0.0), True
     return float(getattr(report, metric)), True
+
+
+def is_per_post(config: CeaConfig, pair: bool) -> bool:
+    """Multi-instance training: a post's windows pooled into one logit in the step."""
+    return not pair and config.task.level == "post" and config.model.chunking.train_unit == "post"
+
+
+def sampling_applies(config: CeaConfig, pair: bool) -> bool:
+    """`train.negative_sampling` is for multi-label sentence training (a row is a sentence);
+    post-level runs (windows of a post share its labels) train on every row."""
+    return config.train.negative_sampling.enabled and config.task.level == "sentence" and not pair
 
 
 def training_loader(
@@ -217,26 +309,34 @@ def training_loader(
     dist: DistContext | None = None,
     device: torch.device | None = None,
     pair: bool = False,
+    plan: NegativePlan | None = None,
 ) -> tuple[DataLoader[Any], BucketBatchSampler | ExampleBatchSampler, Any]:
     """The training input pipeline: (augmented) dataset -> batch sampler (length buckets, or
-    whole posts packed up to `batch_size` windows for multi-instance training; a share per
-    rank) -> collate, through a torch DataLoader. `fit` and `cea bench pipeline` use this."""
+    whole posts packed up to `batch_size` windows for multi-instance training, or a new draw
+    of negatives each epoch with `plan`; a share per rank) -> collate, through a torch
+    DataLoader. `fit` and `cea bench pipeline` use this."""
     tc = config.train
     dist = dist or DistContext()
     # one logical batch size: each rank takes batch_size / world_size rows
     per_rank = max(1, tc.batch_size // dist.world_size)
-    per_post = not pair and config.model.chunking.train_unit == "post"
+    per_post = is_per_post(config, pair)
     sampler_kw: dict[str, Any] = {
         "seed": config.seed,
         "bucket": tc.bucket_by_length,
         "rank": dist.rank,
         "num_replicas": dist.world_size,
     }
-    sampler: BucketBatchSampler | ExampleBatchSampler = (
-        ExampleBatchSampler(train_features, per_rank, **sampler_kw)
-        if per_post
-        else BucketBatchSampler(train_features.lengths(), per_rank, **sampler_kw)
-    )
+    sampler: BucketBatchSampler | ExampleBatchSampler
+    if per_post:
+        sampler = ExampleBatchSampler(train_features, per_rank, **sampler_kw)
+    elif plan is not None:
+        sampler = SampledBatchSampler(
+            train_features.lengths(), per_rank, positives=plan.positives,
+            negatives=plan.negatives, n_negatives=plan.n_negatives, n_hard=plan.n_hard,
+            **sampler_kw,
+        )  # fmt: skip
+    else:
+        sampler = BucketBatchSampler(train_features.lengths(), per_rank, **sampler_kw)
     generator = torch.Generator()
     generator.manual_seed(config.seed)
     dataset: Any = train_dataset if train_dataset is not None else FeatureDataset(train_features)
@@ -268,11 +368,13 @@ def fit(
     pad_id: int = 0,
     train_dataset: Any = None,
     should_stop: Callable[[], str | None] | None = None,
+    hardness: np.ndarray | None = None,
 ) -> FitResult:
     """The training loop. `train_dataset` replaces the plain dataset of `train_features` (an
     augmenting one: it has `set_epoch`, and its batches carry augmentation outcomes).
     `should_stop()` is asked after every step and after every checkpoint; a reason stops the
-    loop (Interrupted) without writing a half-finished epoch."""
+    loop (Interrupted) without writing a half-finished epoch. `hardness` (per training
+    example) orders the negatives for `train.negative_sampling`."""
     tc = config.train
     progress = progress or NullProgress()
     dist = dist or DistContext()
@@ -291,10 +393,14 @@ def fit(
     use_types = train_features.token_type_ids is not None
     n_outputs = 1 if pair else len(labels)
     # multi-instance: the windows of a post are one training example (pooled in the step)
-    per_post = not pair and config.model.chunking.train_unit == "post"
-    loader, sampler, dataset = training_loader(
-        config, train_features, train_dataset, pad_id=pad_id, dist=dist, device=device, pair=pair
+    per_post = is_per_post(config, pair)
+    plan = (
+        negative_plan(config, train_features, hardness) if sampling_applies(config, pair) else None
     )
+    loader, sampler, dataset = training_loader(
+        config, train_features, train_dataset, pad_id=pad_id, dist=dist, device=device,
+        pair=pair, plan=plan,
+    )  # fmt: skip
     example_of_row = torch.as_tensor(train_features.example_index, dtype=torch.int64)
     aggregate = config.model.chunking.aggregate
     augmenting = hasattr(dataset, "set_epoch")
@@ -313,14 +419,18 @@ def fit(
     scaler = (
         torch.amp.GradScaler("cuda") if use_amp and not torch.cuda.is_bf16_supported() else None
     )
-    pw = (
-        pos_weights(train_features, len(labels), pair, tc.max_pos_weight, per_example=per_post).to(
-            device
-        )
-        if tc.class_weighting == "pos_weight"
-        else None
-    )
+    pw = None
+    if tc.class_weighting != "none":
+        cap = tc.max_pos_weight if tc.class_weighting == "pos_weight" else math.inf
+        row_weight = plan.row_weight(len(train_features)) if plan is not None else None
+        pw = pos_weights(
+            train_features, len(labels), pair, cap, per_example=per_post, row_weight=row_weight
+        ).to(device)
     es = tc.early_stopping
+    # checkpoint averaging (early_stopping.average = k): the last k epochs' weights and values
+    recent: collections.deque[tuple[float, dict[str, torch.Tensor]]] = collections.deque(
+        maxlen=es.average
+    )
     history: list[dict[str, Any]] = []
     start_epoch = 0
     global_step = 0
@@ -526,6 +636,9 @@ def fit(
             val = score(val_pred, labels)
             value, higher = _metric_value(val, es.metric)
             signed = value if higher else -value
+            if es.average > 1:  # selected on the mean of the last k epochs, kept as their mean
+                recent.append((signed, _cpu_state(model)))
+                signed = float(np.mean([v for v, _ in recent]))
             improved = signed > best_metric + es.min_delta
             if improved:
                 best_metric, best_epoch, bad_epochs = signed, epoch + 1, 0
@@ -542,6 +655,9 @@ def fit(
                 "data_wait_s": round(wait_sum, 4),
                 "improved": improved,
             }
+            if es.average > 1:
+                record["selection_value"] = round(signed if higher else -signed, 6)
+                record["averaged_epochs"] = len(recent)
             if augmenting:
                 record["augment"] = aug_stats.to_dict()
             history.append(record)
@@ -551,7 +667,9 @@ def fit(
 
             # ---- checkpoint (rank 0 writes) ----------------------------------------------------
             if dist.is_main:
-                if improved:
+                if improved and es.average > 1 and len(recent) > 1:
+                    save_weights(ckpt_dir / "best", _averaged(model, [st for _, st in recent]))
+                elif improved:
                     save_weights(ckpt_dir / "best", model)
                 save_checkpoint(
                     ckpt_dir / "last",
@@ -591,6 +709,21 @@ def fit(
             f"no epoch produced a usable model ({es.metric} was never a number)",
             hint="check the data (every validation label unknown?) and the learning rate",
         )
+    extra: dict[str, Any] = {
+        "selection": {
+            "metric": es.metric,
+            "average_last": es.average,
+            "rule": (
+                f"the epoch where the mean of the last {es.average} epochs' validation "
+                f"{es.metric} was best; the model kept is the mean of those epochs' weights"
+                if es.average > 1
+                else f"the epoch with the best validation {es.metric}"
+            ),
+        },
+        "class_weights": None if pw is None else [round(float(w), 4) for w in pw.cpu()],
+    }
+    if plan is not None:
+        extra["negative_sampling"] = plan.to_dict()
     return FitResult(
         history=history,
         best_epoch=best_epoch,
@@ -601,4 +734,5 @@ def fit(
         resumed_from_epoch=resumed_from,
         train_seconds=train_seconds,
         train_samples=train_samples,
+        extra=extra,
     )

@@ -58,6 +58,7 @@ class TrainSummary:
 def featurize_kwargs(config: CeaConfig, data: PreparedData) -> dict[str, Any]:
     """How this run's examples become model inputs (`cea.model.features.featurize`)."""
     ch = config.model.chunking
+    config = data.config  # the task as resolved from the data (level "auto")
     return {
         "max_length": config.model.max_length,
         "labels": data.labels,
@@ -171,6 +172,8 @@ class RunInputs:
     feat_kwargs: dict[str, Any]
     feats: dict[str, Any]  # split -> cea.model.features.Features
     train_dataset: Any | None  # an AugmentedDataset, or None (the plain features)
+    # per training example: how much a negative looks like evidence (negative sampling)
+    hardness: Any | None = None
 
     @property
     def pad_id(self) -> int:
@@ -216,10 +219,11 @@ def load_inputs(
     from cea.model.backbone import resolve_backbone
     from cea.model.build import load_tokenizer
     from cea.model.features import featurize
-    from cea.train.loop import seed_everything
+    from cea.train.loop import sampling_applies, seed_everything
 
     with _timed(times, "read_split_examples_s"):
         data = prepare_data(config, split_override=split_override)
+    config = data.config  # task.level "auto" resolved from the data
     seed_everything(config.seed)
     with _timed(times, "tokenizer_s"):
         # "tiny" is built in a temporary folder (deterministic per seed), removed by release()
@@ -230,6 +234,12 @@ def load_inputs(
         kwargs = featurize_kwargs(config, data)
         with _timed(times, "tokenize_chunk_s"):
             feats = {n: featurize(exs, tokenizer, **kwargs) for n, exs in data.examples.items()}
+        hardness = None
+        if sampling_applies(config, config.task.pair):
+            from cea.evaluate.baseline import negative_hardness
+
+            with _timed(times, "hard_negatives_s"):
+                hardness = negative_hardness(data.examples["train"], len(data.labels))
         train_dataset = None
         if config.augment.enabled:  # the training split only; validation and test as they are
             with _timed(times, "augment_setup_s"):
@@ -238,7 +248,7 @@ def load_inputs(
         if backbone.kind == "tiny":  # built for this run in a temporary folder
             shutil.rmtree(backbone.path, ignore_errors=True)
         raise
-    return RunInputs(data, backbone, tokenizer, kwargs, feats, train_dataset)
+    return RunInputs(data, backbone, tokenizer, kwargs, feats, train_dataset, hardness)
 
 
 def build_run_model(config: CeaConfig, inputs: RunInputs) -> Any:
@@ -336,12 +346,13 @@ def train_model(
             pad_id=inputs.pad_id,
             train_dataset=inputs.train_dataset,
             should_stop=should_stop,
+            hardness=inputs.hardness,
         )
 
 
 def final_evaluation(
     config: CeaConfig, model: Any, inputs: RunInputs, progress: ProgressSink
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
     """Thresholds chosen on validation (`train.thresholds`), the metrics of validation and
     test at them: (ThresholdChoice with values rounded as stored, metrics per split)."""
     import numpy as np
@@ -375,13 +386,18 @@ def final_evaluation(
     choice = choose_thresholds(
         val_pred.crit, val_pred.target, val_pred.prob, labels,
         rule=config.train.thresholds, seed=config.seed,
+        calibrated=config.train.calibration != "none",
     )  # fmt: skip
     # rounded as stored in cea_meta.json, so later evaluations reproduce these metrics exactly
     choice = replace(choice, values=np.round(choice.values, 6), calibration=calibration)
     metrics = {"validation": score(val_pred, labels, choice.values).to_dict()}
+    test_pred = None
     if inputs.feats.get("test") is not None and len(inputs.feats["test"]):
         test_pred = apply_calibration(_pred("test"), calibration, labels)
         metrics["test"] = score(test_pred, labels, choice.values).to_dict()
+    posts = None
+    if config.task.level == "sentence" and not pair:  # one model, both tasks
+        posts = _post_answer(config, inputs, val_pred, test_pred)
     if "test" not in metrics:  # said, recorded, and refused by the registry gate
         progress.event(
             "warning",
@@ -390,7 +406,52 @@ def final_evaluation(
                 "the epoch and the thresholds (optimistic); the registry gate refuses this run"
             },
         )
-    return choice, metrics
+    return choice, metrics, posts
+
+
+def _post_answer(config: CeaConfig, inputs: RunInputs, val_pred: Any, test_pred: Any) -> Any:
+    """A multi-label sentence model's criteria for whole posts: its calibrated sentence
+    probabilities pooled per post (`task.post_pooling`), thresholds chosen on validation posts
+    with the run's rule; the post metrics of validation and test at them."""
+    import numpy as np
+
+    from cea.evaluate.calibration import fit_calibration
+    from cea.evaluate.metrics import choose_thresholds, compute_metrics
+    from cea.evaluate.posts import post_items
+
+    labels, pooling = inputs.data.labels, config.task.post_pooling
+    ds = inputs.data.dataset
+    method = config.train.calibration
+    calibration: dict[str, Any] | None = None
+
+    def items(name: str, pred: Any) -> Any:
+        ids = [e.post_id for e in inputs.data.examples[name]]
+        return post_items(ds, labels, ids, pred.example_prob, pooling, calibration)
+
+    val = items("validation", val_pred)
+    if method != "none":  # pooled scores are not probabilities of the post: calibrated too
+        calibration = fit_calibration(val.crit, val.target, val.prob, labels, method)
+        val = items("validation", val_pred)
+    choice = choose_thresholds(
+        val.crit, val.target, val.prob, labels, rule=config.train.thresholds, seed=config.seed,
+        calibrated=method != "none",
+    )  # fmt: skip
+    values = np.round(choice.values, 6)
+    metrics = {
+        "validation": compute_metrics(val.crit, val.target, val.prob, labels, values).to_dict()
+    }
+    if test_pred is not None:
+        test = items("test", test_pred)
+        metrics["test"] = compute_metrics(
+            test.crit, test.target, test.prob, labels, values
+        ).to_dict()
+    return {
+        "pooling": pooling,
+        "calibration": calibration,
+        "thresholds": {lab: float(t) for lab, t in zip(labels, values, strict=True)},
+        "threshold_rules": choice.rules,
+        "metrics": metrics,
+    }
 
 
 def run_meta(
@@ -402,12 +463,13 @@ def run_meta(
     *,
     world_size: int,
     tracker: Tracker,
+    posts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`cea_meta.json`: what the run is (labels, thresholds and their rules, encoding), how
     it went (metrics, history), and what it came from (hashes, versions, tracking)."""
     data = inputs.data
     final_split = "test" if "test" in metrics else "validation"
-    return {
+    meta = {
         "cea_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "task": config.task.model_dump(mode="json"),
@@ -444,7 +506,12 @@ def run_meta(
         "tracking": {"run_id": tracker.run_id, "experiment": config.tracking.experiment}
         if tracker.run_id
         else None,
+        # which rule chose the kept epoch, what an epoch drew, the loss's class weights
+        **result.extra,
     }
+    if posts is not None:  # a multi-label sentence model's answer for posts (its criteria)
+        meta["posts"] = posts
+    return meta
 
 
 def finish_run_folder(
@@ -458,7 +525,10 @@ def finish_run_folder(
     """The finished folder (model, meta, manifest last) and the final metrics, tags and
     artifacts in the tracker."""
     files = save_final_model(run_dir, model, inputs.tokenizer, meta)
-    tracker.log(metrics=final_metrics(meta["metrics"]), step=result.global_step)
+    logged = final_metrics(meta["metrics"])
+    if meta.get("posts"):  # a sentence model's criteria for whole posts: posts_test/macro_f1
+        logged.update(final_metrics({f"posts_{k}": v for k, v in meta["posts"]["metrics"].items()}))
+    tracker.log(metrics=logged, step=result.global_step)
     tracker.log(
         metrics={"final/best_epoch": result.best_epoch, "final/epochs_run": result.epochs_run},
         # what `cea register-model`'s promotion gate compares the weights with
@@ -577,6 +647,7 @@ def _run_training(
     inputs = load_inputs(
         config, split_override=split_file if resume and split_file.is_file() else None
     )
+    config = inputs.data.config  # task.level "auto" resolved: what config.yaml records
     try:
         progress.event(
             "data",
@@ -608,10 +679,11 @@ def _run_training(
                 f"{run_dir / CHECKPOINTS_DIR / 'last'}",
                 hint=f"finish it with `cea train --resume {run_dir}`",
             )
-        choice, metrics = final_evaluation(config, model, inputs, progress)
+        choice, metrics, posts = final_evaluation(config, model, inputs, progress)
         meta = run_meta(
-            config, inputs, result, choice, metrics, world_size=dist.world_size, tracker=tracker
-        )
+            config, inputs, result, choice, metrics, world_size=dist.world_size,
+            tracker=tracker, posts=posts,
+        )  # fmt: skip
         if dist.is_main:
             finish_run_folder(run_dir, model, inputs, meta, result, tracker)
     finally:
