@@ -74,7 +74,16 @@ def test_multilabel_evidence_model_trains_evaluates_and_predicts(
     probs = score_sentences(lm, ["I cannot sleep.", "I feel so sad.", "The bus was late."])
     for j, lab in enumerate(lm.labels):  # the top sentence is the most probable one
         assert evidence[lab][0]["prob"] == pytest.approx(float(probs[:, j].max()), abs=1e-5)
-    wrong = cli("predict", str(tmp_path / "multilabel"), "-i", str(inp), "-o", str(tmp_path / "x"))
+    # the multi-label sentence model alone answers both: criteria pooled from its sentences
+    both = cli("predict", str(tmp_path / "multilabel"), "-i", str(inp), "-o", str(tmp_path / "x"))
+    assert both.exit_code == 0, both.stderr
+    row = json.loads((tmp_path / "x").read_text())
+    assert ml["posts"]["calibration"] is None  # (the tiny config does not calibrate)
+    for lab in lm.labels:  # max pooling: the post's probability is its top sentence's
+        assert row["probs"][lab] == pytest.approx(row["evidence"][lab][0]["prob"], abs=1e-6)
+        assert row["decisions"][lab] == (row["probs"][lab] >= ml["posts"]["thresholds"][lab])
+    # a pair model gives no post answer on its own
+    wrong = cli("predict", str(tmp_path / "pair"), "-i", str(inp), "-o", str(tmp_path / "y"))
     assert wrong.exit_code == 2 and "sentence-level" in wrong.stderr
 
 

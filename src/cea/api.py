@@ -174,6 +174,8 @@ class RunResult:
             "train_samples_per_s": m["train_samples_per_s"],
             "mlflow_run_id": self.mlflow_run_id,
             "tracking": self.tracking or None,
+            # a multi-label sentence model's criteria for whole posts (pooled; None otherwise)
+            "posts": m.get("posts"),
         }
 
 
@@ -363,11 +365,14 @@ def compare(
     write: bool = True,
     device: str = "auto",
     batch_size: int = 64,
+    metric: str = "auto",
 ) -> Comparison:
     """Compare run groups A and B (each: a run folder, a comma list or glob such as
     `'runs/base-*'`, or a list of folders); `cea eval --compare A B`. With one run per group
     there is no verdict unless `single_seed_ok`. `write`: comparison.json and the plot go to
-    `out` (default `compare-<time>`; never overwritten)."""
+    `out` (default `compare-<time>`; never overwritten). `metric`: "auto" (macro-F1 of posts
+    when any run is post-level, else evidence recall@3), "macro_f1" (a multi-label sentence
+    run answers for posts by pooling) or "evidence_recall@3"."""
     from cea.evaluate.compare import compare_groups, expand_group, write_comparison
 
     def group(spec: str | Sequence[str | Path]) -> list[Path]:
@@ -380,7 +385,7 @@ def compare(
             raise UsageError(f"{folder} exists; comparisons are not overwritten", hint="give --out")
     result = compare_groups(
         group(a), group(b), n_boot=max(n_boot, 200), seed=seed, single_seed_ok=single_seed_ok,
-        device=device, batch_size=batch_size,
+        device=device, batch_size=batch_size, metric=metric,
     )  # fmt: skip
     if folder is not None:
         result["files"] = write_comparison(result, folder)

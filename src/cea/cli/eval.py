@@ -39,6 +39,15 @@ def eval_command(
             help="With --compare: give a verdict even with one run per group (no seed variance).",
         ),
     ] = False,
+    compare_metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            help="With --compare: auto (macro-F1 of posts when a run is post-level, else "
+            "evidence recall@3), macro_f1 (sentence models answer for posts by pooling) or "
+            "evidence_recall@3.",
+        ),
+    ] = "auto",
     compare_out: Annotated[
         Path | None,
         typer.Option("--out", help="With --compare: folder for comparison.json and the plot."),
@@ -99,7 +108,7 @@ def eval_command(
     if compare is not None:
         comparison = api.compare(
             compare[0], compare[1], n_boot=n_boot, seed=seed, single_seed_ok=single_seed_ok,
-            out=compare_out, device=device, batch_size=batch_size,
+            out=compare_out, device=device, batch_size=batch_size, metric=compare_metric,
         )  # fmt: skip
         if mode.json:
             emit_json(comparison.to_dict())
@@ -159,7 +168,7 @@ def eval_command(
         pf = r["posts_from_sentences"]
         pm, pci = pf["metrics"], pf["intervals"]
         console.print(
-            f"posts (max of their sentences, {pf['posts']} posts): macro-F1 "
+            f"posts ({pf['pooling']} of their sentences, {pf['posts']} posts): macro-F1 "
             f"{pm['macro_f1']:.3f} [{pci['macro_f1'][0]:.3f}, {pci['macro_f1'][1]:.3f}], "
             f"micro-F1 {pm['micro_f1']:.3f} [{pci['micro_f1'][0]:.3f}, {pci['micro_f1'][1]:.3f}]"
         )

@@ -186,6 +186,12 @@ def train(
         f"(best epoch {meta['best_epoch']} of {meta['epochs_run']}); model in {result.run_dir}"
         + (f"; MLflow run {result.mlflow_run_id}" if result.mlflow_run_id else "")
     )
+    posts = (meta.get("posts") or {}).get("metrics", {}).get(meta["final_split"])
+    if posts:  # one sentence model, both tasks: the criteria of whole posts
+        human().print(
+            f"posts ({meta['posts']['pooling']} of their sentences): macro-F1 "
+            f"{posts['macro_f1']:.3f}, micro-F1 {posts['micro_f1']:.3f} on {meta['final_split']}"
+        )
     if base is not None:
         from cea.cli.eval import print_baseline
 
@@ -202,7 +208,8 @@ def _train_baseline(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
         base = baseline_for_run(run_dir, split)
     except CeaError as exc:  # the model is trained and saved: the baseline never fails it
         return {"skipped": str(exc)}
-    return with_verdict(base, meta["metrics"][split], None)
+    posts = (meta.get("posts") or {}).get("metrics", {}).get(split)
+    return with_verdict(base, meta["metrics"][split], None, (posts, None) if posts else None)
 
 
 class _RunFolderNote(NullProgress):

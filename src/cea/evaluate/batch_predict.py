@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from cea.errors import DataError, MissingResourceError
-from cea.evaluate.predictor import LoadedModel, score_posts, top_evidence_batch
+from cea.evaluate.predictor import (
+    LoadedModel,
+    posts_from_sentence_scores,
+    score_posts,
+    sentence_scores,
+    top_evidence_batch,
+)
 from cea.security.io import atomic_path
 
 
@@ -44,12 +50,23 @@ def predict_texts(
     evidence: LoadedModel | None = None,
     top_k: int = 3,
 ) -> list[Prediction]:
-    """Score `texts` with a post-level model (and an evidence model, if given)."""
+    """Score `texts` with a post-level model (and an evidence model, if given), or with a
+    multi-label sentence model alone: its sentences' scores pooled give the criteria (at the
+    post thresholds), and the same scores the evidence (both tasks from one pass)."""
     ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
     cut: list[int] = []
-    probs = score_posts(lm, list(texts), truncated=cut)
+    thresholds = lm.thresholds
+    found = None
+    if lm.sentence_level and not lm.pair:
+        scored = sentence_scores(lm, list(texts))
+        probs, thresholds = posts_from_sentence_scores(lm, *scored)
+        source = evidence if evidence is not None else lm
+        found = top_evidence_batch(source, list(texts), top_k, scored if source is lm else None)
+    else:
+        probs = score_posts(lm, list(texts), truncated=cut)
+        if evidence is not None:
+            found = top_evidence_batch(evidence, list(texts), top_k)
     partly = set(cut)
-    found = top_evidence_batch(evidence, list(texts), top_k) if evidence is not None else None
     out = []
     for j, (rid, row) in enumerate(zip(ids, probs, strict=True)):
         shown = [round(float(p), 6) for p in row]
@@ -57,10 +74,7 @@ def predict_texts(
             Prediction(
                 rid,
                 dict(zip(lm.labels, shown, strict=True)),
-                {
-                    lab: bool(p >= t)
-                    for lab, p, t in zip(lm.labels, shown, lm.thresholds, strict=True)
-                },
+                {lab: bool(p >= t) for lab, p, t in zip(lm.labels, shown, thresholds, strict=True)},
                 found[j] if found is not None else None,
                 j in partly,
             )

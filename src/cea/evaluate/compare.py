@@ -56,6 +56,7 @@ class RunInfo:
     test_groups: frozenset[str]
     data_hash: str
     level: str  # "post" or "sentence"
+    pair: bool = False  # sentence level, (criterion, sentence) pair encoding: no post answer
 
 
 def _run_info(run: Path) -> RunInfo:
@@ -68,6 +69,7 @@ def _run_info(run: Path) -> RunInfo:
             frozenset(split["groups"].get("test", [])),
             str(split["data_hash"]),
             "sentence" if (meta.get("task") or {}).get("level") == "sentence" else "post",
+            bool(meta.get("pair_encoding", False)),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{run}: unreadable split.json or cea_meta.json ({exc})") from exc
@@ -109,23 +111,29 @@ def _group_counts(
     level: str,
 ) -> tuple[np.ndarray, float, int, bool]:
     """(the run's statistics per test group, its value on all of them, posts, whether groups
-    hold several posts). Post level: tp/fp/fn per label at the run's thresholds (G, 3, L),
-    macro-F1. Sentence level: (sum of recall@3, (post, criterion) keys with evidence) (G, 2)."""
+    hold several posts). `level` "post" (the criteria of posts): tp/fp/fn per label at the
+    run's post thresholds (G, 3, L), macro-F1 — a multi-label sentence run answers through
+    its pooled sentences. "sentence": (sum of recall@3, (post, criterion) keys with
+    evidence) (G, 2)."""
     from cea.data.examples import build_post_examples
-    from cea.evaluate.predictor import load_run_model, score_posts
+    from cea.evaluate.predictor import (
+        load_run_model,
+        posts_from_sentence_scores,
+        score_posts,
+        sentence_scores,
+    )
 
     lm = load_run_model(run, device=device, batch_size=batch_size)
-    if lm.sentence_level != (level == "sentence"):
-        raise UsageError(
-            f"{run}: a {'sentence' if lm.sentence_level else 'post'}-level run among "
-            f"{level}-level runs; compare runs of one level"
-        )
-    if lm.sentence_level:
+    if level == "sentence":
         return _evidence_counts(lm, ds, labels, groups)
     exs = build_post_examples(ds, labels, set(groups))
-    probs = score_posts(lm, [e.text for e in exs])
+    texts = [e.text for e in exs]
+    if lm.sentence_level:  # multi-label (compare_groups refuses pair runs here)
+        probs, thresholds = posts_from_sentence_scores(lm, *sentence_scores(lm, texts))
+    else:
+        probs, thresholds = score_posts(lm, texts), lm.thresholds
     target = np.array([e.labels for e in exs], dtype=np.float64)
-    pred = probs >= lm.thresholds
+    pred = probs >= thresholds
     index = {g: i for i, g in enumerate(groups)}
     counts = np.zeros((len(groups), 3, len(labels)))
     n_labels = len(labels)
@@ -231,16 +239,30 @@ def compare_groups(
     single_seed_ok: bool = False,
     device: str = "auto",
     batch_size: int = 64,
+    metric: str = "auto",
 ) -> dict[str, Any]:
-    """The difference B − A of mean test macro-F1 (post level) or evidence recall@3 (sentence
-    level) with a two-level bootstrap interval."""
+    """The difference B − A of mean test macro-F1 of posts or of evidence recall@3, with a
+    two-level bootstrap interval. `metric` "auto": macro-F1 when any run is post-level (a
+    multi-label sentence run answers for posts by pooling its sentences), evidence recall@3
+    when all are sentence-level; "macro_f1" or "evidence_recall@3" to choose."""
     info = [_run_info(r) for r in a + b]
     if len({i.labels for i in info}) != 1 or len({i.data_hash for i in info}) != 1:
         raise UsageError("runs to compare must share labels and data (data hash)")
-    if len({i.level for i in info}) != 1:
+    if metric not in ("auto", "macro_f1", f"evidence_recall@{EVIDENCE_K}"):
+        raise UsageError(f"--metric must be macro_f1 or evidence_recall@{EVIDENCE_K}")
+    levels = {i.level for i in info}
+    if metric == "auto":
+        metric = "macro_f1" if "post" in levels else f"evidence_recall@{EVIDENCE_K}"
+    if metric == "macro_f1" and any(i.pair for i in info):
         raise UsageError(
-            "runs to compare must be of one level: post-level runs are compared on macro-F1, "
-            "sentence-level (evidence) runs on evidence recall@3"
+            "a (criterion, sentence) pair run gives no answer for posts: compare runs of one "
+            "level (post-level runs, with multi-label sentence runs, on macro-F1; "
+            "sentence-level runs on evidence recall@3)"
+        )
+    if metric != "macro_f1" and "post" in levels:
+        raise UsageError(
+            "a post-level run has no evidence to rank: compare runs of one level on evidence "
+            "recall@3, or give --metric macro_f1"
         )
     labels = info[0].labels
     common = sorted(frozenset.intersection(*(i.test_groups for i in info)))
@@ -251,10 +273,8 @@ def compare_groups(
         )
     datasets: dict[str, Any] = {}
     per_run = []
-    level = info[0].level
-    metric, metric_name = (
-        ("macro_f1", "macro-F1") if level == "post" else (f"evidence_recall@{EVIDENCE_K}",) * 2
-    )
+    level = "post" if metric == "macro_f1" else "sentence"
+    metric_name = "macro-F1" if metric == "macro_f1" else metric
     for i in info:  # every run's own data checked against its split's hash
         ds = _load_data(i.run_dir, i.data_hash, datasets)
         per_run.append(_group_counts(i.run_dir, ds, labels, common, device, batch_size, level))

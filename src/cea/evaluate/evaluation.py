@@ -125,7 +125,8 @@ def evaluate_run(
     base = None
     if baseline:
         base = _baseline(ds, train_groups, groups, lm.labels, cfg, n_boot, seed)
-        base = with_verdict(base, metrics.to_dict(), intervals)
+        posts = (pfs["metrics"], pfs["intervals"]) if pfs is not None else None
+        base = with_verdict(base, metrics.to_dict(), intervals, posts)
     root = out_root if out_root is not None else run_dir / EVAL_DIR
     folder = safe_child(root, name, what="evaluation name")
     if folder.exists():
@@ -147,30 +148,33 @@ def evaluate_run(
 def posts_from_sentences(
     ds: Any, exs: list[Any], example_prob: Any, lm: Any, n_boot: int, seed: int
 ) -> dict[str, Any]:
-    """The criteria of the evaluated posts, read off a multi-label sentence model: a post's
-    probability for a criterion is the largest of its sentences' (a post meets a criterion
-    when one of its sentences is evidence for it), judged at the run's thresholds against the
-    post labels, with intervals over posts. One model, both tasks; the same numbers as a
-    post-level run's, so the two can be set side by side (and beside the post baseline)."""
-    from cea.data.examples import build_post_examples
+    """The criteria of the evaluated posts, read off a multi-label sentence model: its
+    sentences' probabilities pooled per post (`cea.evaluate.posts`), through the post
+    calibration and at the post thresholds the run chose on validation (`cea_meta.json`
+    `posts`; a run from before those existed: max pooling at its sentence thresholds), judged
+    against the post labels with intervals over posts. One model, both tasks; the same numbers
+    as a post-level run's, so the two can be set side by side (and beside the post baseline)."""
+    from cea.evaluate.posts import post_items
 
-    n_labels = len(lm.labels)
-    pooled: dict[str, Any] = {}
-    for i, e in enumerate(exs):
-        row = pooled.get(e.post_id)
-        probs = np.asarray(example_prob[i], dtype=np.float64)
-        pooled[e.post_id] = probs.copy() if row is None else np.maximum(row, probs)
-    posts = [p for p in build_post_examples(ds, lm.labels, None) if p.post_id in pooled]
-    crit = np.tile(np.arange(n_labels, dtype=np.int64), len(posts))
-    target = np.array([y for p in posts for y in p.labels], dtype=np.float64)
-    prob = np.concatenate([pooled[p.post_id] for p in posts]) if posts else np.zeros(0)
-    thresholds = np.asarray(lm.thresholds, dtype=np.float64)
-    metrics = compute_metrics(crit, target, prob, lm.labels, thresholds)
-    groups = np.repeat(np.array([p.group_id for p in posts]), n_labels)
-    intervals = bootstrap_intervals(crit, target, prob, groups, thresholds, lm.labels, n_boot, seed)
+    posts_meta = lm.meta.get("posts") or {}
+    pooling = str(posts_meta.get("pooling", "max"))
+    thresholds = np.asarray(
+        [float((posts_meta.get("thresholds") or {}).get(lab, t)) for lab, t in
+         zip(lm.labels, lm.thresholds, strict=True)],
+        dtype=np.float64,
+    )  # fmt: skip
+    items = post_items(
+        ds, lm.labels, [e.post_id for e in exs], example_prob, pooling,
+        posts_meta.get("calibration"),
+    )  # fmt: skip
+    metrics = compute_metrics(items.crit, items.target, items.prob, lm.labels, thresholds)
+    intervals = bootstrap_intervals(
+        items.crit, items.target, items.prob, items.groups, thresholds, lm.labels, n_boot, seed
+    )
     return {
-        "pooling": "max",
-        "posts": len(posts),
+        "pooling": pooling,
+        "posts": len(items.post_ids),
+        "thresholds": {lab: float(t) for lab, t in zip(lm.labels, thresholds, strict=True)},
         "metrics": metrics.to_dict(),
         "intervals": intervals,
     }

@@ -108,20 +108,59 @@ def top_evidence(lm: LoadedModel, text: str, k: int = 3) -> dict[str, list[dict[
     return top_evidence_batch(lm, [text], k)[0]
 
 
-def top_evidence_batch(
-    lm: LoadedModel, texts: list[str], k: int = 3
-) -> list[dict[str, list[dict[str, Any]]]]:
-    """`top_evidence` for many posts in one batched pass: every (criterion, sentence) pair of
-    every post is scored together (length-bucketed batches across posts), not post by post."""
+def sentence_scores(lm: LoadedModel, texts: list[str]) -> tuple[list[Any], np.ndarray]:
+    """A multi-label sentence model on whole texts: (each text's sentences, (all sentences,
+    n_labels) calibrated probabilities, text after text)."""
     from cea.data.sentences import split_sentences
 
     per_post = [split_sentences(t) for t in texts]
+    flat = [s.text for sents in per_post for s in sents]
+    by_sentence = score_sentences(lm, flat) if flat else np.zeros((0, len(lm.labels)))
+    return per_post, by_sentence
+
+
+def posts_from_sentence_scores(
+    lm: LoadedModel, per_post: list[Any], by_sentence: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n_texts, n_labels) post probabilities pooled from their sentences' (`task.post_pooling`
+    and the post calibration of `cea_meta.json` `posts`), and the post thresholds. A text with
+    no sentence scores 0."""
+    from cea.evaluate.calibration import calibrate
+    from cea.evaluate.posts import pool_sentences
+
+    posts_meta = lm.meta.get("posts") or {}
+    n_labels = len(lm.labels)
+    ids = [str(i) for i, sents in enumerate(per_post) for _ in sents]
+    order, pooled = pool_sentences(ids, by_sentence, str(posts_meta.get("pooling", "max")))
+    out = np.zeros((len(per_post), n_labels))
+    if order:
+        out[[int(i) for i in order]] = pooled
+    crit = np.tile(np.arange(n_labels), len(per_post))
+    flat = calibrate(out.reshape(-1), crit, posts_meta.get("calibration"), lm.labels)
+    thresholds = np.array(
+        [float((posts_meta.get("thresholds") or {}).get(lab, t))
+         for lab, t in zip(lm.labels, lm.thresholds, strict=True)]
+    )  # fmt: skip
+    return flat.reshape(len(per_post), n_labels), thresholds
+
+
+def top_evidence_batch(
+    lm: LoadedModel,
+    texts: list[str],
+    k: int = 3,
+    scored: tuple[list[Any], np.ndarray] | None = None,
+) -> list[dict[str, list[dict[str, Any]]]]:
+    """`top_evidence` for many posts in one batched pass: every (criterion, sentence) pair of
+    every post is scored together (length-bucketed batches across posts), not post by post.
+    `scored`: `sentence_scores` of these texts, already computed (multi-label models)."""
+    from cea.data.sentences import split_sentences
+
     probs: Any = []
     if not lm.pair:  # multi-label: every sentence once, all criteria at a time
-        flat = [s.text for sents in per_post for s in sents]
-        by_sentence = score_sentences(lm, flat) if flat else np.zeros((0, len(lm.labels)))
+        per_post, by_sentence = scored if scored is not None else sentence_scores(lm, texts)
         probs = by_sentence.T  # criteria x sentences, sliced per post below
     else:
+        per_post = [split_sentences(t) for t in texts]
         pairs = [(s.text, lab) for sents in per_post for lab in lm.labels for s in sents]
         probs = score_pairs(lm, [s for s, _ in pairs], [c for _, c in pairs]) if pairs else []
     out: list[dict[str, list[dict[str, Any]]]] = []
