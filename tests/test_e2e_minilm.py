@@ -38,6 +38,9 @@ def test_minilm_short_run_loads_back_in_transformers(
     assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
     meta = json.loads((run / "cea_meta.json").read_text())
     assert [model.config.id2label[i] for i in range(model.config.num_labels)] == meta["labels"]
+    # the default on data with evidence rows: one multi-label sentence model, posts pooled
+    assert meta["task"]["level"] == "sentence" and meta["task"]["encoding"] == "multilabel"
+    assert meta["posts"]["pooling"] == "max" and meta["calibration"]["method"] == "platt"
     tok = AutoTokenizer.from_pretrained(run)
     with torch.no_grad():
         logits = model(**tok(["I can't sleep at night."], return_tensors="pt")).logits

@@ -286,3 +286,18 @@ def test_compare_sets_post_runs_beside_sentence_runs_on_post_macro_f1(cli, runs:
     bad = cli("eval", "--compare", str(runs / "post-1"), str(runs / "sent-1"),
               "--metric", "evidence_recall@3", "--single-seed-ok")  # fmt: skip
     assert bad.exit_code == 2 and "no evidence" in bad.stderr
+
+
+def test_the_registered_loader_answers_for_posts_with_a_sentence_model(runs: Path) -> None:
+    from cea.api import predict
+    from cea.evaluate.predictor import load_run_model
+    from cea.tracking.pyfunc_model import CeaCriteriaModel
+
+    texts = ["I can't sleep at all. I wake at four every night.", "We went to the beach."]
+    loader = CeaCriteriaModel()
+    loader.lm = load_run_model(runs / "sent-2", device="cpu")
+    frame = loader.predict(None, texts)
+    mine = predict(runs / "sent-2", texts, device="cpu")
+    for i, pred in enumerate(mine):
+        for lab, p in pred.probs.items():
+            assert float(frame[lab][i]) == pytest.approx(p, abs=1e-6)

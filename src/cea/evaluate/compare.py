@@ -116,22 +116,14 @@ def _group_counts(
     its pooled sentences. "sentence": (sum of recall@3, (post, criterion) keys with
     evidence) (G, 2)."""
     from cea.data.examples import build_post_examples
-    from cea.evaluate.predictor import (
-        load_run_model,
-        posts_from_sentence_scores,
-        score_posts,
-        sentence_scores,
-    )
+    from cea.evaluate.predictor import load_run_model, post_probabilities
 
     lm = load_run_model(run, device=device, batch_size=batch_size)
     if level == "sentence":
         return _evidence_counts(lm, ds, labels, groups)
     exs = build_post_examples(ds, labels, set(groups))
     texts = [e.text for e in exs]
-    if lm.sentence_level:  # multi-label (compare_groups refuses pair runs here)
-        probs, thresholds = posts_from_sentence_scores(lm, *sentence_scores(lm, texts))
-    else:
-        probs, thresholds = score_posts(lm, texts), lm.thresholds
+    probs, thresholds = post_probabilities(lm, texts)  # (compare_groups refuses pair runs)
     target = np.array([e.labels for e in exs], dtype=np.float64)
     pred = probs >= thresholds
     index = {g: i for i, g in enumerate(groups)}

@@ -17,6 +17,7 @@ __all__ = [
     "LoadedModel",
     "inference_device",
     "load_run_model",
+    "post_probabilities",
     "predict_examples",
     "score_posts",
     "verify_run_folder",
@@ -142,6 +143,17 @@ def posts_from_sentence_scores(
          for lab, t in zip(lm.labels, lm.thresholds, strict=True)]
     )  # fmt: skip
     return flat.reshape(len(per_post), n_labels), thresholds
+
+
+def post_probabilities(
+    lm: LoadedModel, texts: list[str], truncated: list[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n_texts, n_labels) criteria probabilities of whole texts and the thresholds they are
+    decided at: a post-level model's (windows pooled), or a multi-label sentence model's
+    (its sentences pooled, the post calibration and thresholds). A pair model has none."""
+    if lm.sentence_level and not lm.pair:
+        return posts_from_sentence_scores(lm, *sentence_scores(lm, texts))
+    return score_posts(lm, texts, truncated=truncated), np.asarray(lm.thresholds)
 
 
 def top_evidence_batch(

@@ -28,13 +28,13 @@ class CeaCriteriaModel(PythonModel):
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         import pandas as pd
 
-        from cea.evaluate.predictor import score_posts
+        from cea.evaluate.predictor import post_probabilities
 
         if isinstance(model_input, pd.DataFrame):
             texts = [str(t) for t in model_input["text"].tolist()]
         else:
             texts = [str(t) for t in model_input]
-        probs = score_posts(self.lm, texts)
+        probs, _ = post_probabilities(self.lm, texts)  # a sentence model: pooled per post
         return pd.DataFrame(probs, columns=list(self.lm.labels))
 
 
