@@ -153,3 +153,80 @@ def test_verdict_rule() -> None:
     # without a model interval (after training): inside the baseline's interval is not ahead
     assert verdict({"post": ({"macro_f1": 0.58}, None)}, base)["sentence"] is not None
     assert verdict({"post": ({"macro_f1": 0.61}, None)}, base)["sentence"] is None
+
+
+def _paired_case(seed: int, n_posts: int = 80, n_labels: int = 3):
+    """Two systems on the same posts: B is A with a few of A's mistakes put right, so B is
+    better on every resample that holds one of those posts, by a small margin."""
+    rng = np.random.default_rng(seed)
+    y = rng.random((n_posts, n_labels)) < 0.3
+    a = np.where(rng.random((n_posts, n_labels)) < 0.25, ~y, y)
+    b = a.copy()
+    wrong = np.argwhere(a != y)
+    fix = wrong[rng.choice(len(wrong), size=max(1, len(wrong) // 4), replace=False)]
+    b[fix[:, 0], fix[:, 1]] = y[fix[:, 0], fix[:, 1]]
+    return y, a.astype(float), b.astype(float)
+
+
+def _sklearn_paired(y, a, b, n_boot: int, seed: int) -> list[float]:
+    """The paired bootstrap written here: resample posts (the rule: `default_rng(seed)`,
+    `integers(0, n, n)` per resample over the sorted post ids), macro-F1 of both systems on
+    each resample with scikit-learn (labels without a positive left out), the 2.5/97.5 %
+    percentiles of the differences."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    diffs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        macro = []
+        for sys_ in (a, b):
+            f1s = [f1_score(y[idx, j], sys_[idx, j] >= 0.5, zero_division=0.0)
+                   for j in range(y.shape[1]) if y[idx, j].any()]  # fmt: skip
+            macro.append(float(np.mean(f1s)))
+        diffs.append(macro[1] - macro[0])
+    return [float(x) for x in np.percentile(diffs, [2.5, 97.5])]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_paired_interval_is_a_paired_bootstrap_of_the_difference(seed: int) -> None:
+    from cea.evaluate.metrics import bootstrap_intervals, paired_ci
+
+    y, a, b = _paired_case(seed)
+    n_posts, n_labels = y.shape
+    labels = tuple(f"L{j}" for j in range(n_labels))
+    crit = np.tile(np.arange(n_labels), n_posts)
+    groups = np.repeat(np.array([f"p{i:03d}" for i in range(n_posts)], dtype=object), n_labels)
+    thr = np.full(n_labels, 0.5)
+
+    def ci(sys_):
+        return bootstrap_intervals(crit, y.reshape(-1).astype(float), sys_.reshape(-1), groups,
+                                   thr, labels, 300, 13, draws=True)  # fmt: skip
+
+    ia, ib = ci(a), ci(b)
+    ours = paired_ci(ib, ia)
+    assert ours == pytest.approx(_sklearn_paired(y, a, b, 300, 13), abs=1e-5)
+    assert ours[0] > 0  # B only ever fixes A's mistakes
+    # and the verdict reads it: B is ahead of A, whether or not their own intervals overlap
+    base = {"post": {"metrics": {"macro_f1": 0.0}, "intervals": ia}}
+    base["post"]["metrics"]["macro_f1"] = float(np.mean(ia["macro_f1"]))
+    out = verdict({"post": ({"macro_f1": float(np.mean(ib["macro_f1"]))}, ib)}, base)
+    assert out["levels"]["post"]["test"] == "paired bootstrap over the same posts"
+    assert out["levels"]["post"]["status"] == "ahead" and out["sentence"] is None
+    assert out["levels"]["post"]["difference_ci"] == ours
+    # other posts: not paired, the overlap rule again
+    other = {**ib, "groups_digest": "x" * 64}
+    assert paired_ci(other, ia) is None
+
+
+def test_a_paired_difference_that_holds_zero_is_not_clearly_ahead() -> None:
+    base = {"post": {"metrics": {"macro_f1": 0.50},
+                     "intervals": {"macro_f1": [0.4, 0.6], "macro_f1_draws": [0.5, 0.45, 0.55],
+                                   "groups_digest": "d"}}}  # fmt: skip
+    model = {"macro_f1": [0.45, 0.65], "macro_f1_draws": [0.49, 0.5, 0.6], "groups_digest": "d"}
+    out = verdict({"post": ({"macro_f1": 0.52}, model)}, base)
+    assert out["levels"]["post"]["status"] == "not clearly ahead"
+    assert "holds 0" in out["sentence"]
+    clear = {"macro_f1": [0.45, 0.65], "macro_f1_draws": [0.6, 0.5, 0.6], "groups_digest": "d"}
+    assert verdict({"post": ({"macro_f1": 0.56}, clear)}, base)["sentence"] is None

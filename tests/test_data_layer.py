@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,20 @@ def test_sentence_splitter_handles_reddit_text() -> None:
     assert all(s.strip() == s and s for s in sents)
 
 
+def test_sentence_ends_after_no_and_i_unless_a_number_follows() -> None:
+    """'no' and 'I' are words first: "I said no. Then" and "so am I. But" end sentences (the
+    hard sample and real posts have them); "No. 5" and the initials in "J. K. Rowling" do not."""
+    text = (
+        "He asked if I was ok and I said no. Then I cried. So am I. But see No. 5 by J. K. Rowling."
+    )
+    assert [s.text for s in split_sentences(text)] == [
+        "He asked if I was ok and I said no.",
+        "Then I cried.",
+        "So am I.",
+        "But see No. 5 by J. K. Rowling.",
+    ]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300))
 def test_sentence_spans_point_into_the_text(text: str) -> None:
@@ -204,6 +219,44 @@ def test_sentence_examples_annotated_vs_all(sample) -> None:
     # every positive annotation is a positive pair in the "all" view too
     assert sum(e.labels[0] for e in full) == sum(a.status for a in sample.annotations)
     assert all(e.criterion in DSM5_LABELS for e in full)
+
+
+def test_evidence_cut_differently_by_the_annotators_is_never_a_negative() -> None:
+    """The annotators' sentence is not one the splitter makes: "cannot sleep" sits inside a
+    longer splitter sentence, and "Everything is grey. Tired" spans two. The annotated text is
+    its own positive; the splitter sentences that hold it or lie inside it are unknown (NaN)
+    for that criterion, not negatives; every other sentence and criterion stays a negative."""
+    from cea.data.schema import Annotation, Dataset, Post
+
+    text = "Work was fine today, but I cannot sleep at all. Everything is grey. Tired all day. Ok."
+    post = Post("p1", text, "p1", frozenset({"SLEEP_ISSUES", "DEPRESSED_MOOD"}))
+    anns = (
+        Annotation("p1", "a1", "I cannot sleep", "SLEEP_ISSUES", 1),
+        Annotation("p1", "a2", "Everything is grey. Tired", "DEPRESSED_MOOD", 1),
+    )
+    data = Dataset("hand", "redsm5", DSM5_LABELS, (post,), anns)
+    pairs = build_examples(data, level="sentence", labels=DSM5_LABELS, negatives="all")
+    y = {(e.text, e.criterion): e.labels[0] for e in pairs}
+    splits = {e.text for e in pairs} - {"I cannot sleep", "Everything is grey. Tired"}
+    assert splits == {
+        "Work was fine today, but I cannot sleep at all.",
+        "Everything is grey.",
+        "Tired all day.",
+        "Ok.",
+    }
+    assert y[("I cannot sleep", "SLEEP_ISSUES")] == 1.0
+    assert y[("Everything is grey. Tired", "DEPRESSED_MOOD")] == 1.0
+    assert math.isnan(y[("Work was fine today, but I cannot sleep at all.", "SLEEP_ISSUES")])
+    assert math.isnan(y[("Everything is grey.", "DEPRESSED_MOOD")])
+    assert y[("Tired all day.", "DEPRESSED_MOOD")] == 0.0  # "Tired" is inside, not all of it
+    assert y[("Everything is grey.", "SLEEP_ISSUES")] == 0.0
+    assert y[("Ok.", "DEPRESSED_MOOD")] == 0.0
+    multi = build_examples(
+        data, level="sentence", labels=DSM5_LABELS, negatives="all", encoding="multilabel"
+    )
+    sleep = DSM5_LABELS.index("SLEEP_ISSUES")
+    held = next(e for e in multi if e.text.startswith("Work was fine"))
+    assert math.isnan(held.labels[sleep]) and held.labels[0 if sleep else 1] == 0.0
 
 
 def test_examples_respect_groups(sample) -> None:

@@ -250,6 +250,26 @@ def test_eval_reports_posts_and_evidence_and_both_baselines(cli, runs: Path) -> 
     assert pf["metrics"]["macro_f1"] == pytest.approx(float(np.mean(f1s)), abs=2e-3)
 
 
+def test_the_verdict_after_training_is_the_one_eval_gives(cli, runs: Path) -> None:
+    """Training records the model's intervals on its final split with eval's bootstrap (same
+    items, resamples and seed), so `cea train`'s baseline verdict cannot read "ahead" where
+    `cea eval` later says "not clearly ahead" (it did when training had no model interval)."""
+    from cea.cli.train import _train_baseline
+
+    run = runs / "sent-2"
+    meta = json.loads((run / "cea_meta.json").read_text())
+    res = cli("eval", str(run), "--split", "test", "--json", "--name", "same-bootstrap")
+    assert res.exit_code == 0, res.stderr
+    rep = json.loads(res.stdout)
+    for ours, theirs in (
+        (meta["intervals"]["test"], rep["intervals"]),
+        (meta["posts"]["intervals"]["test"], rep["posts_from_sentences"]["intervals"]),
+    ):
+        assert ours["macro_f1"] == pytest.approx(theirs["macro_f1"], abs=1e-6)
+        assert ours["micro_f1"] == pytest.approx(theirs["micro_f1"], abs=1e-6)
+    assert _train_baseline(run, meta)["verdict"] == rep["baseline"]["verdict"]
+
+
 def test_predict_gives_criteria_and_evidence_from_the_one_sentence_model(
     cli, runs: Path, tmp_path: Path
 ) -> None:

@@ -163,6 +163,8 @@ class RunResult:
 
     def summary(self) -> dict[str, Any]:
         """What `cea train --json` prints."""
+        from cea.evaluate.metrics import without_draws
+
         m = self.meta
         return {
             "run_dir": str(self.run_dir),
@@ -175,7 +177,7 @@ class RunResult:
             "mlflow_run_id": self.mlflow_run_id,
             "tracking": self.tracking or None,
             # a multi-label sentence model's criteria for whole posts (pooled; None otherwise)
-            "posts": m.get("posts"),
+            "posts": without_draws(m.get("posts")),
         }
 
 

@@ -24,13 +24,14 @@ from typing import Any
 from cea.config import CeaConfig
 
 
-def _sampler_len(cfg: CeaConfig, feats: Any, pair: bool, hardness: Any = None) -> int:
-    """Micro-steps per epoch: the length of the very sampler training builds (a sampled
-    epoch's draw of negatives included)."""
+def _sampler_len(cfg: CeaConfig, feats: Any, pair: bool, hardness: Any = None) -> tuple[int, int]:
+    """Micro-steps and rows per epoch: those of the very sampler training builds (a sampled
+    epoch's draw of negatives included, so rows may be fewer than the training rows)."""
     from cea.train.loop import negative_plan, sampling_applies, training_loader
 
     plan = negative_plan(cfg, feats, hardness) if sampling_applies(cfg, pair) else None
-    return len(training_loader(cfg, feats, pair=pair, plan=plan)[1])
+    sampler = training_loader(cfg, feats, pair=pair, plan=plan)[1]
+    return len(sampler), sum(len(batch) for batch in sampler)
 
 
 def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
     t = time.perf_counter()
     model = build_run_model(cfg, inputs)
     times["model_build_s"] = time.perf_counter() - t
-    steps_per_epoch = _sampler_len(cfg, feats["train"], pair, inputs.hardness)
+    steps_per_epoch, epoch_rows = _sampler_len(cfg, feats["train"], pair, inputs.hardness)
     measured = min(warmup + steps, steps_per_epoch)
     timed = {"max_steps": max(1, measured // cfg.train.grad_accum), "epochs": 1, "log_every": 1}
     short = cfg.model_copy(update={"train": cfg.train.model_copy(update=timed)})
@@ -93,7 +94,7 @@ def estimate_training(cfg: CeaConfig, *, steps: int = 20, warmup: int = 3) -> di
     epoch_s = steps_per_epoch * per_step + val_s + checkpoint_s
     # the end of a run: validation and test passes with the kept model, and its folder written
     run_s = setup_s + cfg.train.epochs * epoch_s + val_s + test_s + checkpoint_s
-    rows_per_step = len(feats["train"]) / max(steps_per_epoch, 1)
+    rows_per_step = epoch_rows / max(steps_per_epoch, 1)
     inputs.release()
     return {
         "task": f"{cfg.task.name}/{cfg.task.level}",

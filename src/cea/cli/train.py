@@ -208,8 +208,11 @@ def _train_baseline(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
         base = baseline_for_run(run_dir, split)
     except CeaError as exc:  # the model is trained and saved: the baseline never fails it
         return {"skipped": str(exc)}
-    posts = (meta.get("posts") or {}).get("metrics", {}).get(split)
-    return with_verdict(base, meta["metrics"][split], None, (posts, None) if posts else None)
+    answer = meta.get("posts") or {}
+    posts = answer.get("metrics", {}).get(split)
+    post_ci = (answer.get("intervals") or {}).get(split)
+    model_ci = (meta.get("intervals") or {}).get(split)
+    return with_verdict(base, meta["metrics"][split], model_ci, (posts, post_ci) if posts else None)
 
 
 class _RunFolderNote(NullProgress):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cea.data.readers import normalize_ws
-from cea.data.schema import ANY_CRITERION, Dataset
+from cea.data.schema import ANY_CRITERION, Annotation, Dataset
 from cea.data.sentences import split_sentences
 
 
@@ -88,6 +88,7 @@ def build_sentence_examples(
             (f"{post_id}_s{s.index}", s.text) for s in split_sentences(post.text)
         ]
         known = {normalize_ws(t) for _, t in sentences}
+        overlapping = _overlapping_evidence(sentences, anns, known)
         for a in anns:  # annotated sentences the splitter did not reproduce are kept too
             if normalize_ws(a.sentence_text) not in known:
                 sentences.append((a.sentence_id, a.sentence_text))
@@ -98,11 +99,36 @@ def build_sentence_examples(
                 y = 1.0 if (norm, crit) in positive else 0.0
                 if not y and (crit in post.unknown or ANY_CRITERION in post.unknown):
                     y = math.nan  # an unusable row named it: unknown, not negative
+                if not y and (sid, crit) in overlapping:
+                    y = math.nan  # part of (or holds) evidence cut differently: not a negative
                 out.append(
                     Example(
                         f"{post_id}:{sid}:{crit}", post_id, post.group_id, text, (y,), crit, sid
                     )
                 )
+    return out
+
+
+def _overlapping_evidence(
+    sentences: list[tuple[str, str]], anns: list[Annotation], known: set[str]
+) -> set[tuple[str, str]]:
+    """(sentence id, criterion) of the splitter's sentences that overlap an evidence sentence
+    the annotators cut differently (theirs holds ours, or ours holds theirs). Such a sentence
+    is neither a clean positive nor a negative: teaching it as a negative would teach the
+    evidence's own words as "not evidence". The annotated text is added as its own sentence."""
+    cut = [
+        (normalize_ws(a.sentence_text).casefold(), a.criterion)
+        for a in anns
+        if a.status == 1 and normalize_ws(a.sentence_text) not in known
+    ]
+    out: set[tuple[str, str]] = set()
+    for sid, text in sentences if cut else ():
+        ours = normalize_ws(text).casefold()
+        if not ours:
+            continue
+        for theirs, crit in cut:
+            if theirs and (ours in theirs or theirs in ours):
+                out.add((sid, crit))
     return out
 
 

@@ -29,7 +29,6 @@ _ABBREVIATIONS = frozenset(
         "fig",
         "inc",
         "ltd",
-        "no",
         "mt",
         "jan",
         "feb",
@@ -47,6 +46,8 @@ _ABBREVIATIONS = frozenset(
         "ml",
     ]
 )
+# English words that are abbreviations only before a number ("No. 5", "no. 3")
+_BEFORE_A_NUMBER = frozenset(["no"])
 # A candidate boundary: terminal punctuation (and closing quotes/brackets) followed by space, or
 # a blank line / line break.
 _BOUNDARY = re.compile(r"(?:[.!?…]+[\"')\]]*)(?=\s)|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)|\n")
@@ -66,6 +67,10 @@ def _is_abbreviation(text: str, end: int) -> bool:
     if not match:
         return False
     word = match.group(1).lower().rstrip(".")
+    if word in _BEFORE_A_NUMBER:  # "No. 5", but "I said no. Then ..." ends a sentence
+        return text[end:].lstrip()[:1].isdigit()
+    if word == "i":  # "so am I. Then ...": the pronoun, not an initial
+        return False
     return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 

@@ -22,10 +22,13 @@ from cea.errors import DataError, UsageError
 from cea.evaluate.baseline import run_baseline, with_verdict
 from cea.evaluate.markdown import eval_markdown
 from cea.evaluate.metrics import (
+    BOOT_SEED,
+    N_BOOT,
     bootstrap_intervals,
     compute_metrics,
     evidence_recall,
     expected_calibration_error,
+    without_draws,
 )
 from cea.evaluate.plots import write_plots
 
@@ -51,8 +54,8 @@ def evaluate_run(
     *,
     split: str,
     name: str,
-    n_boot: int = 1000,
-    seed: int = 13,
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
     data_path: str | None = None,
     out_root: Path | None = None,
     source: str | None = None,
@@ -113,8 +116,9 @@ def evaluate_run(
     post_of_example = np.array([e.group_id for e in exs])
     item_groups = post_of_example if lm.pair else np.repeat(post_of_example, len(lm.labels))
     intervals = bootstrap_intervals(
-        pred.crit, pred.target, pred.prob, item_groups, lm.thresholds, lm.labels, n_boot, seed
-    )
+        pred.crit, pred.target, pred.prob, item_groups, lm.thresholds, lm.labels, n_boot, seed,
+        draws=True,
+    )  # fmt: skip
     ece_per = {
         lab: expected_calibration_error(pred.target[pred.crit == i], pred.prob[pred.crit == i])
         for i, lab in enumerate(lm.labels)
@@ -127,6 +131,9 @@ def evaluate_run(
         base = _baseline(ds, train_groups, groups, lm.labels, cfg, n_boot, seed)
         posts = (pfs["metrics"], pfs["intervals"]) if pfs is not None else None
         base = with_verdict(base, metrics.to_dict(), intervals, posts)
+    # the draws served the verdict's paired bootstrap; the report keeps the intervals
+    intervals = without_draws(intervals)
+    pfs = without_draws(pfs)
     root = out_root if out_root is not None else run_dir / EVAL_DIR
     folder = safe_child(root, name, what="evaluation name")
     if folder.exists():
@@ -169,8 +176,9 @@ def posts_from_sentences(
     )  # fmt: skip
     metrics = compute_metrics(items.crit, items.target, items.prob, lm.labels, thresholds)
     intervals = bootstrap_intervals(
-        items.crit, items.target, items.prob, items.groups, thresholds, lm.labels, n_boot, seed
-    )
+        items.crit, items.target, items.prob, items.groups, thresholds, lm.labels, n_boot, seed,
+        draws=True,
+    )  # fmt: skip
     return {
         "pooling": pooling,
         "posts": len(items.post_ids),

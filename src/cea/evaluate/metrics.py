@@ -28,6 +28,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 DEFAULT_THRESHOLD = 0.5
+# the bootstrap every report uses (`cea eval`, `cea train`'s final report): the same resamples
+# of the same posts, so a verdict reads the same after training and in a later evaluation
+N_BOOT = 1000
+BOOT_SEED = 13
 
 
 @dataclass(frozen=True)
@@ -215,9 +219,16 @@ def bootstrap_intervals(
     labels: tuple[str, ...],
     n_boot: int,
     seed: int,
+    *,
+    draws: bool = False,
 ) -> dict[str, Any]:
     """95 % intervals of macro/micro F1 and per-label F1, resampling groups (posts), not items:
-    a post's criteria are correlated. Each interval contains its own point estimate."""
+    a post's criteria are correlated. Each interval contains its own point estimate.
+
+    `draws`: also the resamples' macro-F1 values (`macro_f1_draws`) and a digest of the groups
+    (`groups_digest`). The resamples depend only on the sorted groups, `n_boot` and `seed`, so
+    two systems scored on the same posts get the same resamples: their draws are paired, and
+    the difference of two such lists is a paired bootstrap of the difference (`paired_ci`)."""
     keep = known(target)
     crit, target, prob, groups = crit[keep], target[keep], prob[keep], groups[keep]
     n_labels = len(labels)
@@ -241,7 +252,7 @@ def bootstrap_intervals(
     per_ci = {
         lab: percentile_interval(per[:, i], float(est_per[i]))[0] for i, lab in enumerate(labels)
     }
-    return {
+    out: dict[str, Any] = {
         "n_boot": n_boot,
         "resampled": "posts",
         "groups": len(members),
@@ -250,6 +261,50 @@ def bootstrap_intervals(
         "per_label_f1": per_ci,
         "extended_to_estimate": macro_ext or micro_ext,
     }
+    if draws:
+        out["macro_f1_draws"] = [_r(float(x)) for x in macro]
+        out["groups_digest"] = groups_digest(groups)
+    return out
+
+
+def groups_digest(groups: NDArray[Any]) -> str:
+    """sha256 of the sorted distinct group ids: equal digests, equal resamples."""
+    import hashlib
+
+    ids = sorted({str(g) for g in groups})
+    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+
+
+def paired_ci(a: dict[str, Any], b: dict[str, Any]) -> list[float] | None:
+    """95 % interval of macro-F1(a) − macro-F1(b) from their paired bootstrap draws (the same
+    resamples of the same posts: `bootstrap_intervals(draws=True)` of both, equal digests and
+    counts); None when they are not paired."""
+    da, db = a.get("macro_f1_draws"), b.get("macro_f1_draws")
+    if (
+        not da
+        or not db
+        or len(da) != len(db)
+        or a.get("groups_digest") is None
+        or a.get("groups_digest") != b.get("groups_digest")
+    ):
+        return None
+    diff = np.asarray(da, dtype=np.float64) - np.asarray(db, dtype=np.float64)
+    lo, hi = (float(x) for x in np.percentile(diff, [2.5, 97.5]))
+    return [_r(lo), _r(hi)]
+
+
+def without_draws(obj: Any) -> Any:
+    """`obj` with every `macro_f1_draws` / `groups_digest` left out (reports print intervals,
+    not a thousand resamples)."""
+    if isinstance(obj, dict):
+        return {
+            k: without_draws(v)
+            for k, v in obj.items()
+            if k not in ("macro_f1_draws", "groups_digest")
+        }
+    if isinstance(obj, list):
+        return [without_draws(v) for v in obj]
+    return obj
 
 
 # ---- thresholds -----------------------------------------------------------------------------

@@ -352,13 +352,20 @@ def train_model(
 
 def final_evaluation(
     config: CeaConfig, model: Any, inputs: RunInputs, progress: ProgressSink
-) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+) -> tuple[Any, dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
     """Thresholds chosen on validation (`train.thresholds`), the metrics of validation and
-    test at them: (ThresholdChoice with values rounded as stored, metrics per split)."""
+    test at them: (ThresholdChoice with values rounded as stored, metrics per split, a
+    sentence model's post answer, the final split's intervals)."""
     import numpy as np
 
     from cea.evaluate.calibration import apply_calibration, fit_calibration
-    from cea.evaluate.metrics import choose_thresholds, score
+    from cea.evaluate.metrics import (
+        BOOT_SEED,
+        N_BOOT,
+        bootstrap_intervals,
+        choose_thresholds,
+        score,
+    )
     from cea.model.inference import predict
 
     pair = config.task.pair
@@ -395,6 +402,17 @@ def final_evaluation(
     if inputs.feats.get("test") is not None and len(inputs.feats["test"]):
         test_pred = apply_calibration(_pred("test"), calibration, labels)
         metrics["test"] = score(test_pred, labels, choice.values).to_dict()
+    final = "test" if test_pred is not None else "validation"
+    ids = np.array([e.group_id for e in inputs.data.examples[final]], dtype=object)
+    # the model's 95 % intervals on the final split, as `cea eval` computes them (same items,
+    # resamples and seed): the baseline's verdict after training reads as it will in eval
+    intervals = {
+        final: bootstrap_intervals(
+            (fp := test_pred if test_pred is not None else val_pred).crit, fp.target, fp.prob,
+            ids if pair else np.repeat(ids, len(labels)), choice.values, labels, N_BOOT,
+            BOOT_SEED, draws=True,
+        )
+    }  # fmt: skip
     posts = None
     if config.task.level == "sentence" and not pair:  # one model, both tasks
         posts = _post_answer(config, inputs, val_pred, test_pred)
@@ -406,7 +424,7 @@ def final_evaluation(
                 "the epoch and the thresholds (optimistic); the registry gate refuses this run"
             },
         )
-    return choice, metrics, posts
+    return choice, metrics, posts, intervals
 
 
 def _post_answer(config: CeaConfig, inputs: RunInputs, val_pred: Any, test_pred: Any) -> Any:
@@ -416,7 +434,13 @@ def _post_answer(config: CeaConfig, inputs: RunInputs, val_pred: Any, test_pred:
     import numpy as np
 
     from cea.evaluate.calibration import fit_calibration
-    from cea.evaluate.metrics import choose_thresholds, compute_metrics
+    from cea.evaluate.metrics import (
+        BOOT_SEED,
+        N_BOOT,
+        bootstrap_intervals,
+        choose_thresholds,
+        compute_metrics,
+    )
     from cea.evaluate.posts import post_items
 
     labels, pooling = inputs.data.labels, config.task.post_pooling
@@ -440,17 +464,23 @@ def _post_answer(config: CeaConfig, inputs: RunInputs, val_pred: Any, test_pred:
     metrics = {
         "validation": compute_metrics(val.crit, val.target, val.prob, labels, values).to_dict()
     }
+    final, last = "validation", val
     if test_pred is not None:
-        test = items("test", test_pred)
+        final, last = "test", items("test", test_pred)
         metrics["test"] = compute_metrics(
-            test.crit, test.target, test.prob, labels, values
+            last.crit, last.target, last.prob, labels, values
         ).to_dict()
+    intervals = bootstrap_intervals(
+        last.crit, last.target, last.prob, last.groups, values, labels, N_BOOT, BOOT_SEED,
+        draws=True,
+    )  # fmt: skip
     return {
         "pooling": pooling,
         "calibration": calibration,
         "thresholds": {lab: float(t) for lab, t in zip(labels, values, strict=True)},
         "threshold_rules": choice.rules,
         "metrics": metrics,
+        "intervals": {final: intervals},
     }
 
 
@@ -464,6 +494,7 @@ def run_meta(
     world_size: int,
     tracker: Tracker,
     posts: dict[str, Any] | None = None,
+    intervals: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`cea_meta.json`: what the run is (labels, thresholds and their rules, encoding), how
     it went (metrics, history), and what it came from (hashes, versions, tracking)."""
@@ -484,6 +515,9 @@ def run_meta(
         "threshold_rules": choice.rules,
         "calibration": choice.calibration,
         "metrics": metrics,
+        # 95 % bootstrap over posts on the final split, with its macro-F1 draws (a later
+        # paired comparison against the baseline on the same posts: `cea.evaluate.baseline`)
+        "intervals": intervals or {},
         "final_split": final_split,
         "test_split": final_split == "test",
         "history": result.history,
@@ -679,10 +713,10 @@ def _run_training(
                 f"{run_dir / CHECKPOINTS_DIR / 'last'}",
                 hint=f"finish it with `cea train --resume {run_dir}`",
             )
-        choice, metrics, posts = final_evaluation(config, model, inputs, progress)
+        choice, metrics, posts, intervals = final_evaluation(config, model, inputs, progress)
         meta = run_meta(
             config, inputs, result, choice, metrics, world_size=dist.world_size,
-            tracker=tracker, posts=posts,
+            tracker=tracker, posts=posts, intervals=intervals,
         )  # fmt: skip
         if dist.is_main:
             finish_run_folder(run_dir, model, inputs, meta, result, tracker)
