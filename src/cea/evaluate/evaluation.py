@@ -28,6 +28,7 @@ from cea.evaluate.metrics import (
     compute_metrics,
     evidence_recall,
     expected_calibration_error,
+    item_groups,
     without_draws,
 )
 from cea.evaluate.plots import write_plots
@@ -113,11 +114,9 @@ def evaluate_run(
     metrics = compute_metrics(
         pred.crit, pred.target, pred.prob, lm.labels, lm.thresholds, loss=pred.loss
     )
-    post_of_example = np.array([e.group_id for e in exs])
-    item_groups = post_of_example if lm.pair else np.repeat(post_of_example, len(lm.labels))
     intervals = bootstrap_intervals(
-        pred.crit, pred.target, pred.prob, item_groups, lm.thresholds, lm.labels, n_boot, seed,
-        draws=True,
+        pred.crit, pred.target, pred.prob, item_groups(exs, 1 if lm.pair else len(lm.labels)),
+        lm.thresholds, lm.labels, n_boot, seed, draws=True,
     )  # fmt: skip
     ece_per = {
         lab: expected_calibration_error(pred.target[pred.crit == i], pred.prob[pred.crit == i])

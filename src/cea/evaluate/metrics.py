@@ -202,6 +202,14 @@ def percentile_interval(values: NDArray[np.float64], estimate: float) -> tuple[l
     return [_r(min(lo, estimate)), _r(max(hi, estimate))], extended
 
 
+def item_groups(examples: Any, n_outputs: int) -> NDArray[Any]:
+    """The group (post) of each item, in the long format's order: one item per example and
+    output (a multi-label head's criteria), or one per example for a pair model
+    (`n_outputs` 1). What the bootstrap resamples."""
+    ids = np.array([e.group_id for e in examples], dtype=object)
+    return ids if n_outputs == 1 else np.repeat(ids, n_outputs)
+
+
 def group_members(groups: NDArray[Any]) -> list[NDArray[np.int64]]:
     """Item indices of each distinct group (post, or the data's group id)."""
     _, inverse = np.unique(groups, return_inverse=True)

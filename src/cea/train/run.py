@@ -364,6 +364,7 @@ def final_evaluation(
         N_BOOT,
         bootstrap_intervals,
         choose_thresholds,
+        item_groups,
         score,
     )
     from cea.model.inference import predict
@@ -402,15 +403,14 @@ def final_evaluation(
     if inputs.feats.get("test") is not None and len(inputs.feats["test"]):
         test_pred = apply_calibration(_pred("test"), calibration, labels)
         metrics["test"] = score(test_pred, labels, choice.values).to_dict()
-    final = "test" if test_pred is not None else "validation"
-    ids = np.array([e.group_id for e in inputs.data.examples[final]], dtype=object)
+    final, last = ("test", test_pred) if test_pred is not None else ("validation", val_pred)
     # the model's 95 % intervals on the final split, as `cea eval` computes them (same items,
     # resamples and seed): the baseline's verdict after training reads as it will in eval
+    groups = item_groups(inputs.data.examples[final], 1 if pair else len(labels))
     intervals = {
         final: bootstrap_intervals(
-            (fp := test_pred if test_pred is not None else val_pred).crit, fp.target, fp.prob,
-            ids if pair else np.repeat(ids, len(labels)), choice.values, labels, N_BOOT,
-            BOOT_SEED, draws=True,
+            last.crit, last.target, last.prob, groups, choice.values, labels, N_BOOT, BOOT_SEED,
+            draws=True,
         )
     }  # fmt: skip
     posts = None
